@@ -1,0 +1,251 @@
+"""Domain records: stage changes, items, pipelines, rules, actions, timers, executions."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+FieldValue = str | list[str] | None
+
+
+class EntityType(enum.StrEnum):
+    DEAL = "DEAL"
+    LEAD = "LEAD"
+
+
+@dataclass(frozen=True)
+class Company:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    name: str
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """A CRM item (deal or lead) as the producer saw it when it changed stage."""
+
+    title: str
+    responsible_id: str
+    amount: Decimal | None = None
+    currency: str | None = None
+    company: Company | None = None
+    contacts: tuple[Contact, ...] = ()
+    begin_date: date | None = None
+    close_date: date | None = None
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageChanged:
+    """An item entered a stage. `key` is the Kafka key and the per-item identity."""
+
+    event_id: str
+    occurred_at: datetime
+    entity_type: EntityType
+    item_id: str
+    pipeline_id: str
+    stage_id: str
+    item: Item
+    previous_stage_id: str | None = None
+    created_by_automation: bool = False
+    copy_depth: int = 0
+    source_item_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return item_key(self.entity_type, self.item_id)
+
+
+def item_key(entity_type: EntityType | str, item_id: str) -> str:
+    return f"{EntityType(entity_type).value}:{item_id}"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: str
+    entity_type: EntityType
+    stages: tuple[str, ...]
+
+    @property
+    def first_stage(self) -> str:
+        return self.stages[0]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule as published on `automation.rules`.
+
+    The trigger is typed (it is what the engine indexes by); the rest of the rule
+    (condition, time settings, action parameters, resolved working-time calendar) is
+    `spec`, the canonical JSON-compatible dict produced by validation. `version`
+    changes whenever the content changes.
+    """
+
+    id: str
+    version: str
+    entity_type: EntityType
+    pipeline_id: str
+    stage_id: str
+    spec: dict[str, Any]
+    enabled: bool = True
+    position: int = 0
+    after_previous: bool = False
+
+
+class ActionKind(enum.StrEnum):
+    CREATE_LEAD = "create_lead"
+    COPY_DEAL = "copy_deal"
+    PLAN_ACTIVITY = "plan_activity"
+    COMPLETE_ACTIVITIES = "complete_activities"
+
+
+class ActionMode(enum.StrEnum):
+    IMMEDIATE = "immediate"
+    DELAYED = "delayed"
+
+
+@dataclass(frozen=True)
+class CreateLead:
+    lead_id: str
+    title: str
+    responsible_id: str
+    company: Company | None
+    contacts: tuple[Contact, ...]
+    is_repeat: bool = True
+    pipeline_id: str | None = None
+    stage_id: str | None = None
+
+    kind = ActionKind.CREATE_LEAD
+
+
+@dataclass(frozen=True)
+class CopyDeal:
+    deal_id: str
+    pipeline_id: str
+    stage_id: str
+    item: Item
+    source_item_key: str
+    copy_depth: int
+
+    kind = ActionKind.COPY_DEAL
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client added to an activity: a contact or the company."""
+
+    id: str
+    kind: str  # "contact" | "company"
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanActivity:
+    activity_id: str
+    subject: str
+    description: str
+    deadline: datetime
+    duration_minutes: int
+    responsible_id: str
+    stage_id: str
+    color: str | None = None
+    add_to_calendar: bool = False
+    clients: tuple[Client, ...] = ()
+    invitee_ids: tuple[str, ...] = ()
+    address: str | None = None
+    location_id: str | None = None
+    link: str | None = None
+    files: tuple[str, ...] = ()
+    complete_on_stage_exit: bool = False
+
+    kind = ActionKind.PLAN_ACTIVITY
+
+
+@dataclass(frozen=True)
+class CompleteActivities:
+    """Complete the item's open activities created for `stage_id` (it left that stage)."""
+
+    stage_id: str
+    completed_at: datetime
+
+    kind = ActionKind.COMPLETE_ACTIVITIES
+
+
+Payload = CreateLead | CopyDeal | PlanActivity | CompleteActivities
+
+
+@dataclass(frozen=True)
+class Action:
+    action_id: str
+    rule_id: str
+    rule_version: str
+    item_key: str
+    event_id: str
+    stage_entry_id: str
+    occurred_at: datetime
+    mode: ActionMode
+    payload: Payload
+    due_at: datetime | None = None
+
+    @property
+    def kind(self) -> ActionKind:
+        return self.payload.kind
+
+
+class TimerCommandKind(enum.StrEnum):
+    SCHEDULE = "SCHEDULE"
+    CANCEL_STAGE_ENTRY = "CANCEL_STAGE_ENTRY"
+    CANCEL_RULE = "CANCEL_RULE"
+
+
+@dataclass(frozen=True)
+class TimerCommand:
+    """Schedule an action at `due_at`, or cancel pending timers of a stage entry or rule.
+
+    A schedule's timer id is its action's id. A stage-entry cancel names the item and the
+    stage entry it left; a rule cancel names only the rule.
+    """
+
+    kind: TimerCommandKind
+    issued_at: datetime
+    item_key: str | None = None
+    stage_entry_id: str | None = None
+    rule_id: str | None = None
+    due_at: datetime | None = None
+    action: Action | None = None
+
+
+class ExecutionStatus(enum.StrEnum):
+    FIRED = "fired"
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One line of the execution log: what happened for an item and a rule."""
+
+    rule_id: str
+    item_key: str
+    event_id: str
+    status: ExecutionStatus
+    recorded_at: datetime
+    action_id: str | None = None
+    rule_version: str | None = None
+    due_at: datetime | None = None
+    reason: str | None = None

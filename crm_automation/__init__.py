@@ -1,0 +1,1 @@
+"""crm-automation: the CLI, settings, local stack and Kafka/Postgres plumbing."""

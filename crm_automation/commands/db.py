@@ -1,0 +1,5 @@
+"""`crm-automation db` commands."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="db commands")

@@ -1,0 +1,55 @@
+"""All configuration, read once from CRM_AUTOMATION_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CRM_AUTOMATION_"
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("crm-automation"))
+
+
+class Settings(BaseSettings):
+    """Frozen settings; load once in `main` and pass down. Nothing else reads os.environ."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    """All local state: Kafka jars cache, data dirs, logs, pid files."""
+
+    # External services: when set, the local stack does not start that component.
+    kafka_bootstrap_servers: str | None = None
+    database_url: SecretStr | None = None
+    caldav_url: str | None = None
+
+    # Ports of the embedded stack (0 = pick a free port on first start, then keep it).
+    kafka_port: int = 0
+    postgres_port: int = 0
+    caldav_port: int = 0
+    kafka_version: str = "4.1.1"
+
+    # Topics.
+    topic_prefix: str = ""
+    partitions: int = 6
+    replication_factor: int = 1
+    topic_retention_days: int = 7
+    timers_retention_days: int = 400
+    """Timers may be pending for months: their topic keeps commands longer than that."""
+
+    # Processes.
+    metrics_host: str = "127.0.0.1"
+    engine_metrics_port: int = 9401
+    sink_postgres_metrics_port: int = 9402
+    scheduler_metrics_port: int = 9403
+    sink_calendar_metrics_port: int = 9404
+    batch_size: int = 500
+    log_json: bool = False
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
