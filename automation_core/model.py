@@ -175,7 +175,11 @@ class PlanActivity:
 
 @dataclass(frozen=True)
 class CompleteActivities:
-    """Complete the item's open activities created for `stage_id` (it left that stage)."""
+    """Complete the item's open activities created for `stage_id` (it left that stage).
+
+    The enclosing Action's `stage_entry_id` names the stage entry that was left, so a
+    later re-entry into the same stage is not affected.
+    """
 
     stage_id: str
     completed_at: datetime

@@ -1,5 +1,25 @@
-"""`crm-automation db` commands."""
+"""`crm-automation db` commands: migrations."""
+
+from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="db commands")
+from crm_automation import db
+from crm_automation.commands._common import settings
+
+app = typer.Typer(no_args_is_help=True, help="Database schema.")
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Apply the versioned SQL migrations not applied yet (idempotent)."""
+    url = settings().database_url
+    if url is None:
+        typer.echo("error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)", err=True)
+        raise typer.Exit(2)
+    applied = db.migrate(url.get_secret_value())
+    if applied:
+        for m in applied:
+            typer.echo(f"applied {m.version:04d}_{m.name}")
+    else:
+        typer.echo("database is up to date")

@@ -1,0 +1,39 @@
+"""Dead-letter records: the original bytes with Kafka Connect-style error headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The header names operators know from Kafka Connect's DLQ.
+HEADER_TOPIC = "__connect.errors.topic"
+HEADER_PARTITION = "__connect.errors.partition"
+HEADER_OFFSET = "__connect.errors.offset"
+HEADER_CLASS = "__connect.errors.exception.class.name"
+HEADER_MESSAGE = "__connect.errors.exception.message"
+HEADER_REASON = "crm_automation.errors.reason"
+
+_MAX_MESSAGE = 1000
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that can never be processed, and why."""
+
+    key: bytes | None
+    value: bytes | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error_class: str
+    reason: str
+    message: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (HEADER_TOPIC, self.source_topic.encode()),
+            (HEADER_PARTITION, str(self.source_partition).encode()),
+            (HEADER_OFFSET, str(self.source_offset).encode()),
+            (HEADER_CLASS, self.error_class.encode()),
+            (HEADER_MESSAGE, self.message[:_MAX_MESSAGE].encode("utf-8", "replace")),
+            (HEADER_REASON, self.reason.encode()),
+        ]
