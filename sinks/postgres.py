@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import psycopg
 from psycopg import sql
 
+from crm_automation.offsets import TopicPartition, store_offsets
 from sinks.postgres_rows import (
     ACTIVITY_COLUMNS,
     COMPLETION_COLUMNS,
@@ -19,8 +20,6 @@ from sinks.postgres_rows import (
 )
 
 logger = logging.getLogger(__name__)
-
-TopicPartition = tuple[str, int]
 
 
 def _insert(table: str, columns: tuple[str, ...], conflict: str) -> sql.Composed:
@@ -53,16 +52,6 @@ UPDATE activities a
    AND a.item_key = ANY(%s)
 """
 
-# The guard keeps a stalled, late writer from moving an offset backwards.
-_STORE_OFFSET = """
-INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-VALUES (%s, %s, %s, %s)
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-   SET next_offset = EXCLUDED.next_offset, updated_at = now()
- WHERE consumer_offsets.next_offset < EXCLUDED.next_offset
-"""
-
-
 def write_batch(
     conn: psycopg.Connection,
     rows: Rows,
@@ -78,18 +67,5 @@ def write_batch(
         touched = {row[3] for row in rows.activities} | {row[1] for row in rows.completions}
         if touched:
             cur.execute(_APPLY_COMPLETIONS, (sorted(touched),))
-        if next_offsets:
-            cur.executemany(
-                _STORE_OFFSET,
-                [(group, topic, part, off) for (topic, part), off in next_offsets.items()],
-            )
+        store_offsets(cur, group, next_offsets)
 
-
-def stored_offsets(conn: psycopg.Connection, group: str) -> dict[TopicPartition, int]:
-    """The next offset to read per partition, as last committed with the results."""
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = %s",
-            (group,),
-        ).fetchall()
-    return {(topic, part): off for topic, part, off in rows}

@@ -1,5 +1,22 @@
 """`crm-automation topics` commands."""
 
-import typer
+from __future__ import annotations
 
-app = typer.Typer(no_args_is_help=True, help="topics commands")
+import typer
+from confluent_kafka.admin import AdminClient
+
+from crm_automation import kafka_clients
+from crm_automation.commands._common import settings
+from crm_automation.topics import create_topics, topic_specs
+
+app = typer.Typer(no_args_is_help=True, help="Contract topics.")
+
+
+@app.command("create")
+def create() -> None:
+    """Create the contract topics that do not exist yet (idempotent)."""
+    s = settings()
+    created = create_topics(AdminClient(kafka_clients.admin_config(s)), s)
+    for spec in topic_specs(s):
+        state = "created" if spec.name in created else "exists"
+        typer.echo(f"{spec.name:<40} partitions={spec.partitions:<3} {state}")

@@ -1,0 +1,44 @@
+# crm-automation: one entry point for installing, running and testing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run demo test test-unit test-integration lint stack-up stack-down clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/crm-automation stack fetch
+	touch $(STAMP)
+
+## The main job: embedded Kafka, Postgres and Radicale, every processor, the demo scenario.
+run: install
+	$(BIN)/crm-automation run --demo
+
+## Everything CI runs: lint, types, unit and integration tests on the real local stack.
+test: install lint
+	$(BIN)/pytest -q tests
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/pytest -q -m integration tests
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+stack-up: install
+	$(BIN)/crm-automation stack up
+
+stack-down: install
+	$(BIN)/crm-automation stack down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

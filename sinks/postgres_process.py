@@ -1,0 +1,154 @@
+"""`crm-automation sink postgres`: actions and executions into Postgres, exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+import psycopg
+from confluent_kafka import Message, Producer
+
+from automation_core.model import Action, Execution
+from crm_automation import codec, kafka_clients, offsets, topics
+from crm_automation.batch_consumer import BatchConsumer
+from crm_automation.dlq import DeadLetter
+from crm_automation.settings import Settings
+from sinks import postgres
+from sinks.metrics import SinkMetrics
+from sinks.postgres_rows import Rows
+
+logger = logging.getLogger(__name__)
+
+GROUP = "crm-automation-sink-postgres"
+SINK = "postgres"
+_MAX_BACKOFF = 30.0
+
+
+def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None:
+    """Consume until `stop` is set; each batch is one transaction with its offsets."""
+    database_url = _required(settings.database_url and settings.database_url.get_secret_value())
+    conn = _connect(database_url, stop, metrics)
+    sources = [settings.topic(topics.ACTIONS), settings.topic(topics.EXECUTIONS)]
+    consumer = BatchConsumer(
+        kafka_clients.consumer_config(settings, GROUP),
+        sources,
+        lambda: offsets.stored_offsets(conn, GROUP),
+    )
+    producer = Producer(kafka_clients.producer_config(settings))
+    logger.info("postgres sink started group=%s topics=%s", GROUP, sources)
+    try:
+        while not stop.is_set():
+            messages = consumer.poll_batch(settings.batch_size, timeout=0.2)
+            if not messages:
+                continue
+            rows, next_offsets, dead = Rows(), {}, []
+            for message in messages:
+                next_offsets[(message.topic(), message.partition())] = message.offset() + 1
+                try:
+                    record = codec.decode(message.value())
+                except codec.InvalidMessage as exc:
+                    dead.append(_dead_letter(message, exc.reason, str(exc)))
+                    continue
+                if isinstance(record, Action):
+                    rows.add_action(record)
+                elif isinstance(record, Execution):
+                    rows.add_execution(record)
+                else:
+                    dead.append(_dead_letter(message, "unexpected_record", type(record).__name__))
+            if dead:
+                _send_dead_letters(producer, settings, dead, metrics)
+            conn = _write_with_retry(conn, database_url, rows, next_offsets, metrics, stop)
+            consumer.commit_for_lag(next_offsets)
+            _observe(rows, metrics)
+    finally:
+        consumer.close()
+        producer.flush(10)
+        conn.close()
+
+
+def _write_with_retry(
+    conn: psycopg.Connection,
+    database_url: str,
+    rows: Rows,
+    next_offsets: dict[tuple[str, int], int],
+    metrics: SinkMetrics,
+    stop: threading.Event,
+) -> psycopg.Connection:
+    """Retry an outage with capped backoff; nothing is committed past an unwritten row."""
+    backoff = 0.2
+    while True:
+        try:
+            with metrics.batch_seconds.labels(SINK).time():
+                postgres.write_batch(conn, rows, GROUP, next_offsets)
+            return conn
+        except psycopg.OperationalError as exc:
+            metrics.retries.labels(SINK).inc()
+            logger.warning("postgres write failed, retrying in %.1fs: %s", backoff, exc)
+            if stop.wait(backoff):
+                raise
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            conn.close()
+            conn = _connect(database_url, stop, metrics)
+
+
+def _connect(database_url: str, stop: threading.Event, metrics: SinkMetrics) -> psycopg.Connection:
+    backoff = 0.2
+    while True:
+        try:
+            return psycopg.connect(database_url)
+        except psycopg.OperationalError as exc:
+            metrics.retries.labels(SINK).inc()
+            logger.warning("postgres connect failed, retrying in %.1fs: %s", backoff, exc)
+            if stop.wait(backoff):
+                raise
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+def _observe(rows: Rows, metrics: SinkMetrics) -> None:
+    for kind, batch in (
+        ("lead", rows.leads), ("deal", rows.deals), ("activity", rows.activities),
+        ("completion", rows.completions), ("execution", rows.executions),
+    ):
+        if batch:
+            metrics.writes.labels(SINK, kind, "ok").inc(len(batch))
+    now = datetime.now(UTC)
+    for table in (rows.leads, rows.deals, rows.activities):
+        for row in table:
+            occurred_at = row[-1]
+            if occurred_at is not None:
+                metrics.end_to_end.labels(SINK, "immediate").observe(
+                    max(0.0, (now - occurred_at).total_seconds())
+                )
+
+
+def _dead_letter(message: Message, reason: str, text: str) -> DeadLetter:
+    return DeadLetter(
+        key=message.key(), value=message.value(), source_topic=message.topic(),
+        source_partition=message.partition(), source_offset=message.offset(),
+        error_class="InvalidMessage", reason=reason, message=text,
+    )
+
+
+def _send_dead_letters(
+    producer: Producer, settings: Settings, dead: list[DeadLetter], metrics: SinkMetrics
+) -> None:
+    """Produce and confirm the DLQ records before the offsets that skip them are stored."""
+    for letter in dead:
+        producer.produce(
+            settings.topic(topics.DLQ), key=letter.key, value=letter.value,
+            headers=letter.headers(),
+        )
+        metrics.dlq.labels("sink_postgres", letter.reason).inc()
+        logger.warning(
+            "dead letter topic=%s partition=%s offset=%s reason=%s",
+            letter.source_topic, letter.source_partition, letter.source_offset, letter.reason,
+        )
+    kafka_clients.flush_or_raise(producer)
+
+
+def _required(value: str | None) -> str:
+    if not value:
+        raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
+    return value
+

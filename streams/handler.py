@@ -1,0 +1,109 @@
+"""One stage-change message in, the records to produce out: decode, dedupe, evaluate."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from automation_core.errors import InvalidEvent
+from automation_core.evaluate import Decision, ItemState, evaluate
+from automation_core.model import StageChanged, TimerCommand
+from crm_automation import codec, topics
+from crm_automation.dlq import DeadLetter
+from crm_automation.settings import Settings
+from streams.metrics import EngineMetrics
+from streams.outbox import Outgoing
+from streams.rules_registry import RulesRegistry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Handled:
+    out: list[Outgoing]
+    new_state: ItemState | None
+    """None: leave the item's state as it is."""
+
+
+class StageChangeHandler:
+    """The engine's work for one message; the Faust agent only moves bytes around it."""
+
+    def __init__(self, settings: Settings, registry: RulesRegistry, metrics: EngineMetrics):
+        self._registry = registry
+        self._metrics = metrics
+        self._actions_topic = settings.topic(topics.ACTIONS)
+        self._timers_topic = settings.topic(topics.TIMERS)
+        self._executions_topic = settings.topic(topics.EXECUTIONS)
+        self._dlq_topic = settings.topic(topics.DLQ)
+
+    def handle(
+        self, key: bytes | None, value: bytes | None, state: ItemState | None, source: Source
+    ) -> Handled:
+        try:
+            event = self._decode(key, value)
+            decision = evaluate(event, state, self._registry.index, self._registry.pipelines)
+        except (codec.InvalidMessage, InvalidEvent) as exc:
+            reason = getattr(exc, "reason", "invalid_event")
+            return Handled([self._dead_letter(key, value, source, exc, reason)], None)
+        self._count(decision)
+        return Handled(self._records(event.key.encode(), decision), decision.new_state)
+
+    def _decode(self, key: bytes | None, value: bytes | None) -> StageChanged:
+        if value is None:
+            raise InvalidEvent("null value on the stage-changes topic")
+        event = codec.decode_as(value, StageChanged)
+        if key is not None and key.decode("utf-8", "replace") != event.key:
+            raise InvalidEvent(f"message key does not match the event's item key {event.key!r}")
+        return event
+
+    def _records(self, key: bytes, decision: Decision) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for action in (*decision.actions, *decision.completions):
+            out.append(Outgoing(self._actions_topic, key, codec.encode(action)))
+        for command in (*decision.cancels, *decision.timers):
+            out.append(Outgoing(self._timers_topic, _timer_key(command, key), codec.encode(command)))
+        for execution in decision.executions:
+            out.append(Outgoing(self._executions_topic, key, codec.encode(execution)))
+        return out
+
+    def _dead_letter(
+        self, key: bytes | None, value: bytes | None, source: Source, exc: Exception, reason: str
+    ) -> Outgoing:
+        self._metrics.events.labels("invalid").inc()
+        self._metrics.dlq.labels("engine", reason).inc()
+        logger.warning(
+            "dead letter topic=%s partition=%s offset=%s reason=%s",
+            source.topic, source.partition, source.offset, reason,
+        )
+        letter = DeadLetter(
+            key=key, value=value, source_topic=source.topic, source_partition=source.partition,
+            source_offset=source.offset, error_class=type(exc).__name__, reason=reason,
+            message=str(exc),
+        )
+        return Outgoing(self._dlq_topic, key, value, letter.headers())
+
+    def _count(self, decision: Decision) -> None:
+        m = self._metrics
+        m.events.labels(decision.outcome).inc()
+        for execution in decision.executions:
+            m.executions.labels(execution.status.value).inc()
+        for action in (*decision.actions, *decision.completions):
+            m.actions.labels(action.kind.value, action.mode.value).inc()
+        for command in (*decision.cancels, *decision.timers):
+            m.timer_commands.labels(command.kind.value).inc()
+            if command.action is not None:
+                m.actions.labels(command.action.kind.value, command.action.mode.value).inc()
+
+
+def _timer_key(command: TimerCommand, item_key: bytes) -> bytes:
+    if command.item_key is None and command.rule_id is not None:
+        return command.rule_id.encode()
+    return item_key
+

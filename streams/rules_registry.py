@@ -1,0 +1,58 @@
+"""The engine's view of `automation.rules`: rules and pipelines, and the trigger index."""
+
+from __future__ import annotations
+
+import logging
+
+from automation_core.evaluate import RuleIndex, rule_index_from
+from automation_core.model import Pipeline, Rule
+from crm_automation import codec
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_KEY_PREFIX = b"pipeline:"
+
+
+class RulesRegistry:
+    """Mirrors the compacted rules topic; the index is rebuilt lazily after a change."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, Rule] = {}
+        self.pipelines: dict[str, Pipeline] = {}
+        self._index: RuleIndex | None = None
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Apply one record of the rules topic (a null value deletes its key)."""
+        if key is None:
+            logger.warning("rules record without key ignored")
+            return
+        name = key.decode("utf-8", "replace")
+        if value is None:
+            if key.startswith(PIPELINE_KEY_PREFIX):
+                self.pipelines.pop(name.removeprefix("pipeline:"), None)
+            else:
+                self._rules.pop(name, None)
+            self._index = None
+            return
+        try:
+            record = codec.decode(value)
+        except codec.InvalidMessage as exc:
+            logger.error("undecodable rules record key=%s reason=%s", name, exc.reason)
+            return
+        if isinstance(record, Pipeline):
+            self.pipelines[record.id] = record
+        elif isinstance(record, Rule):
+            self._rules[record.id] = record
+        else:
+            logger.error("unexpected record on rules topic key=%s type=%s", name, type(record))
+            return
+        self._index = None
+
+    @property
+    def index(self) -> RuleIndex:
+        if self._index is None:
+            self._index = rule_index_from(self._rules.values())
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._rules)
