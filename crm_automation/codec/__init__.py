@@ -1,0 +1,117 @@
+"""The wire codec: domain records <-> Avro single-object encoded bytes.
+
+Every topic value is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
+writer schema's Parsing Canonical Form + the Avro binary body (docs/wire-format.md).
+The fingerprint says which record a message holds, so one topic (`automation.rules`)
+can carry both `Rule` and `Pipeline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, TypeVar
+
+from crm_automation.codec.framing import (
+    HEADER_LENGTH,
+    MAGIC,
+    InvalidMessage,
+    SchemaSet,
+    WriterSchema,
+    crc64_avro_fingerprint,
+    load_writer_schemas,
+)
+from crm_automation.codec.records import FROM_AVRO, TO_AVRO, TopLevel
+
+__all__ = [
+    "FINGERPRINTS",
+    "HEADER_LENGTH",
+    "MAGIC",
+    "InvalidMessage",
+    "TopLevel",
+    "WriterSchema",
+    "crc64_avro_fingerprint",
+    "decode",
+    "decode_as",
+    "decode_dict",
+    "encode",
+    "encode_dict",
+    "fingerprints",
+    "schema_name_of",
+    "writer_schemas",
+]
+
+T = TypeVar("T", bound=TopLevel)
+
+# Conversion failures of a body that fastavro did read (an unknown enum value, a
+# malformed decimal or JSON): the bytes are well-formed Avro but not a valid record.
+_CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, KeyError)
+
+
+@cache
+def _schema_set() -> SchemaSet:
+    # Parsed once per process, on first use rather than at import.
+    return SchemaSet(load_writer_schemas())
+
+
+def writer_schemas() -> Mapping[str, WriterSchema]:
+    """Every top-level writer schema by short name (StageChanged, Rule, ...)."""
+    return _schema_set().by_name
+
+
+def fingerprints() -> dict[str, bytes]:
+    """Schema short name -> its 8-byte fingerprint as written after `C3 01`."""
+    return {name: w.fingerprint for name, w in _schema_set().by_name.items()}
+
+
+def encode(record: TopLevel) -> bytes:
+    """Encode a top-level domain record (StageChanged, Rule, Pipeline, TimerCommand, ...)."""
+    try:
+        name, to_avro = TO_AVRO[type(record)]
+    except KeyError:
+        raise TypeError(f"not a top-level record: {type(record).__name__}") from None
+    return _schema_set().encode_dict(name, to_avro(record))
+
+
+def decode(data: bytes) -> TopLevel:
+    """Decode any known record; raise `InvalidMessage` for bytes that never will decode."""
+    name, avro = _schema_set().decode_dict(data)
+    try:
+        return FROM_AVRO[name](avro)
+    except _CONVERSION_ERRORS as exc:
+        raise InvalidMessage("invalid_record", f"{name} is not valid: {exc}") from exc
+
+
+def decode_as(data: bytes, cls: type[T]) -> T:
+    """Decode a record that must be a `cls`; another known record is `unexpected_schema`."""
+    writer = _schema_set().writer_of(data)
+    if writer.name != cls.__name__:
+        raise InvalidMessage(
+            "unexpected_schema", f"expected {cls.__name__}, message holds {writer.name}"
+        )
+    record = decode(data)
+    if not isinstance(record, cls):  # the fingerprint check makes this unreachable
+        raise InvalidMessage("unexpected_schema", f"decoded {type(record).__name__}")
+    return record
+
+
+def schema_name_of(data: bytes) -> str:
+    """The short schema name in a message's header (no body decoding)."""
+    return _schema_set().writer_of(data).name
+
+
+def encode_dict(schema_name: str, record: Mapping[str, Any]) -> bytes:
+    """Encode an Avro dict of a top-level schema (unions of records as (fullname, dict))."""
+    return _schema_set().encode_dict(schema_name, record)
+
+
+def decode_dict(data: bytes) -> tuple[str, dict[str, Any]]:
+    """The schema short name and the Avro dict of a message, no domain conversion."""
+    return _schema_set().decode_dict(data)
+
+
+def __getattr__(name: str) -> Any:
+    # `codec.FINGERPRINTS` reads like a constant but loads the schemas only when asked.
+    if name == "FINGERPRINTS":
+        return fingerprints()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
