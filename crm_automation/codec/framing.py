@@ -95,9 +95,9 @@ class SchemaSet:
         buffer = io.BytesIO(data)
         buffer.seek(HEADER_LENGTH)
         try:
-            record = fastavro.schemaless_reader(
-                buffer, writer.parsed, None, True, True
-            )
+            # return_record_name(+override): a union of several records reads as
+            # (fullname, dict); a ["null", record] union reads as the plain dict.
+            record = fastavro.schemaless_reader(buffer, writer.parsed, None, True, True)
         except EOFError:
             raise InvalidMessage(
                 "truncated", f"{writer.name} body ends early ({len(data)} bytes)"
@@ -111,6 +111,8 @@ class SchemaSet:
                 "trailing_bytes",
                 f"{writer.name} ends at byte {buffer.tell()} of {len(data)}",
             )
+        if not isinstance(record, dict):  # every top-level schema is a record
+            raise InvalidMessage("invalid_record", f"{writer.name} is not a record")
         return writer.name, record
 
     def writer_of(self, data: bytes) -> WriterSchema:
@@ -118,7 +120,9 @@ class SchemaSet:
         if not MAGIC.startswith(data[:2]):
             raise InvalidMessage("bad_magic", f"does not start with C3 01: {data[:2].hex()!r}")
         if len(data) < HEADER_LENGTH:
-            raise InvalidMessage("truncated", f"header needs {HEADER_LENGTH} bytes, got {len(data)}")
+            raise InvalidMessage(
+                "truncated", f"header needs {HEADER_LENGTH} bytes, got {len(data)}"
+            )
         writer = self.by_fingerprint.get(data[2:HEADER_LENGTH])
         if writer is None:
             raise InvalidMessage(
