@@ -1,0 +1,117 @@
+"""Conditions: an OR of AND-groups of typed field comparisons.
+
+Typing is strict: a decimal is compared as a Decimal, a date as a date, anything else
+as a string. A value that cannot be read as the comparison's type makes the comparison
+false with a reason; it never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from automation_core.fields import field_value
+from automation_core.model import StageChanged
+from automation_core.rule_spec import Comparison, Condition, ValueType
+
+ORDERING_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
+OPS = frozenset({"eq", "ne", "in", "contains", "empty", "not_empty", *ORDERING_OPS})
+VALUELESS_OPS = frozenset({"empty", "not_empty"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    matched: bool
+    reason: str | None = None
+    """Why it did not match (no field values: they may be personal data)."""
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def typed(value: str, value_type: ValueType) -> str | Decimal | date:
+    """`value` read as `value_type`; ValueError when it is not one."""
+    if value_type == "decimal":
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite decimal")
+        return number
+    if value_type == "date":
+        return date.fromisoformat(value.strip())
+    return value
+
+
+def evaluate_condition(condition: Condition | None, event: StageChanged) -> Outcome:
+    if condition is None:
+        return Outcome(True)
+    reasons: list[str] = []
+    for g, group in enumerate(condition.any_of):
+        for c, comparison in enumerate(group):
+            outcome = compare(comparison, event)
+            if not outcome.matched:
+                reasons.append(f"any[{g}].all[{c}] {outcome.reason}")
+                break
+        else:
+            return Outcome(True)
+    return Outcome(False, "condition false: " + "; ".join(reasons))
+
+
+def compare(c: Comparison, event: StageChanged) -> Outcome:
+    raw = field_value(event, c.field)
+    values = raw if isinstance(raw, list) else ([] if raw is None or raw == "" else [raw])
+    if c.op == "empty":
+        return _result(not values, c, "is not empty")
+    if c.op == "not_empty":
+        return _result(bool(values), c, "is empty")
+    if not values:
+        return _result(c.op == "ne", c, "is empty")
+    try:
+        operands = [_as_type(v, c.value_type) for v in values]
+    except _Mismatch:
+        return Outcome(False, f"{c.field} {c.op}: type mismatch (expected {c.value_type})")
+    if c.op == "contains":
+        needle = str(c.value).casefold()
+        if isinstance(raw, list):
+            return _result(any(str(v).casefold() == needle for v in values), c, "false")
+        return _result(needle in str(values[0]).casefold(), c, "false")
+    if c.op == "in":
+        options = {typed(v, c.value_type) for v in (c.value or ())}
+        return _result(any(v in options for v in operands), c, "false")
+    assert isinstance(c.value, str)  # noqa: S101 - validation guarantees a scalar here
+    target = typed(c.value, c.value_type)
+    if c.op == "eq":
+        return _result(any(v == target for v in operands), c, "false")
+    if c.op == "ne":
+        return _result(all(v != target for v in operands), c, "false")
+    test = ORDERING_OPS[c.op]
+    return _result(any(test(v, target) for v in operands), c, "false")
+
+
+def _as_type(value: object, value_type: ValueType) -> str | Decimal | date:
+    if value_type == "decimal" and isinstance(value, Decimal):
+        return value
+    if value_type == "date" and isinstance(value, date):
+        return value
+    if isinstance(value, Decimal | date) and value_type != "string":
+        raise _Mismatch
+    text = value.isoformat() if isinstance(value, date) else str(value)
+    try:
+        return typed(text, value_type)
+    except ValueError:
+        raise _Mismatch from None
+
+
+def _result(matched: bool, c: Comparison, why: str) -> Outcome:
+    return Outcome(True) if matched else Outcome(False, f"{c.field} {c.op}: {why}")
