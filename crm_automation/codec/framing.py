@@ -69,6 +69,33 @@ def load_writer_schemas(avro_dir: Path = schemas.AVRO_DIR) -> dict[str, WriterSc
     return loaded
 
 
+class _EndTrackingBuffer(io.BytesIO):
+    """Remembers whether a read came up short (the body needed more bytes than it had)."""
+
+    ran_past_end = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        if size is not None and size > 0 and len(chunk) < size:
+            self.ran_past_end = True
+        return chunk
+
+
+def _runs_past_the_end(writer: WriterSchema, data: bytes) -> bool:
+    """Decode again, slowly, to tell a truncated body from a corrupt one.
+
+    fastavro reports a short read as EOFError or IndexError (a varint read of b""[0]),
+    and a union index out of range as IndexError too; only the failure path pays this.
+    """
+    buffer = _EndTrackingBuffer(data)
+    buffer.seek(HEADER_LENGTH)
+    try:
+        fastavro.schemaless_reader(buffer, writer.parsed, None, True, True)
+    except Exception:  # noqa: BLE001, S110 - the outcome is in ran_past_end
+        pass
+    return buffer.ran_past_end
+
+
 class SchemaSet:
     """The known writer schemas, by short name and by fingerprint."""
 
@@ -98,11 +125,11 @@ class SchemaSet:
             # return_record_name(+override): a union of several records reads as
             # (fullname, dict); a ["null", record] union reads as the plain dict.
             record = fastavro.schemaless_reader(buffer, writer.parsed, None, True, True)
-        except EOFError:
-            raise InvalidMessage(
-                "truncated", f"{writer.name} body ends early ({len(data)} bytes)"
-            ) from None
         except Exception as exc:  # noqa: BLE001 - any reader failure means bad bytes
+            if _runs_past_the_end(writer, data):
+                raise InvalidMessage(
+                    "truncated", f"{writer.name} body ends early ({len(data)} bytes)"
+                ) from None
             raise InvalidMessage(
                 "invalid_record", f"{writer.name} body does not decode: {type(exc).__name__}"
             ) from exc
