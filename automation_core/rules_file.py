@@ -123,6 +123,8 @@ class _Checker:
 
     def text(self, value: Any, path: str, *, template: bool = False,
              allow_empty: bool = False) -> str | None:
+        if value is None:
+            return None  # a missing required key is reported once, by `mapping`
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
             self.add(path, f"expected a non-empty string, got {_kind(value)}")
             return None
