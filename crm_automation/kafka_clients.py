@@ -65,6 +65,10 @@ def producer_config(settings: Settings, **overrides: Any) -> Config:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
+        # librdkafka's default (consistent_random, CRC32) places a key on another
+        # partition than Java clients and aiokafka/Faust (murmur2) do: with mixed
+        # producers one item's events would split across partitions and lose their order.
+        "partitioner": "murmur2_random",
         "on_delivery": _raise_on_failed_delivery,
         **overrides,
     }
