@@ -22,14 +22,34 @@ MAX_FIELD_VALUES = 1_000
 MAX_AMOUNT_LENGTH = 64
 MAX_COPY_DEPTH = 2**31 - 1  # an Avro int
 
-_TOP_LEVEL_KEYS = frozenset({
-    "event_id", "occurred_at", "entity_type", "item_id", "pipeline_id", "stage_id", "item",
-    "previous_stage_id", "created_by_automation", "copy_depth", "source_item_key",
-})
-_ITEM_KEYS = frozenset({
-    "title", "responsible_id", "amount", "currency", "company", "contacts", "begin_date",
-    "close_date", "fields",
-})
+_TOP_LEVEL_KEYS = frozenset(
+    {
+        "event_id",
+        "occurred_at",
+        "entity_type",
+        "item_id",
+        "pipeline_id",
+        "stage_id",
+        "item",
+        "previous_stage_id",
+        "created_by_automation",
+        "copy_depth",
+        "source_item_key",
+    }
+)
+_ITEM_KEYS = frozenset(
+    {
+        "title",
+        "responsible_id",
+        "amount",
+        "currency",
+        "company",
+        "contacts",
+        "begin_date",
+        "close_date",
+        "fields",
+    }
+)
 _COMPANY_KEYS = frozenset({"id", "title"})
 _CONTACT_KEYS = frozenset({"id", "name", "last_name", "email", "phone"})
 
@@ -157,7 +177,7 @@ def _amount(value: Any, path: str) -> Decimal | None:
         value = str(value)
     text = _string(value, path, MAX_AMOUNT_LENGTH)
     if not _DECIMAL.fullmatch(text):
-        raise _fail(path, f"must be a decimal like \"12000.00\", got {text!r}")
+        raise _fail(path, f'must be a decimal like "12000.00", got {text!r}')
     return Decimal(text)
 
 
@@ -198,14 +218,17 @@ def _contacts(value: Any, path: str) -> tuple[Contact, ...]:
     for index, raw in enumerate(value):
         at = f"{path}[{index}]"
         obj = _object(raw, at, _CONTACT_KEYS)
-        contacts.append(Contact(
-            id=_id(_get(obj, "id", at, required=True), f"{at}.id"),
-            name=_text(_get(obj, "name", at, required=True), f"{at}.name"),
-            last_name=_optional_text(_get(obj, "last_name", at, required=False),
-                                     f"{at}.last_name"),
-            email=_optional_text(_get(obj, "email", at, required=False), f"{at}.email"),
-            phone=_optional_text(_get(obj, "phone", at, required=False), f"{at}.phone"),
-        ))
+        contacts.append(
+            Contact(
+                id=_id(_get(obj, "id", at, required=True), f"{at}.id"),
+                name=_text(_get(obj, "name", at, required=True), f"{at}.name"),
+                last_name=_optional_text(
+                    _get(obj, "last_name", at, required=False), f"{at}.last_name"
+                ),
+                email=_optional_text(_get(obj, "email", at, required=False), f"{at}.email"),
+                phone=_optional_text(_get(obj, "phone", at, required=False), f"{at}.phone"),
+            )
+        )
     return tuple(contacts)
 
 
@@ -235,8 +258,9 @@ def _item(value: Any, path: str) -> Item:
     obj = _object(value, path, _ITEM_KEYS)
     return Item(
         title=_text(_get(obj, "title", path, required=True), f"{path}.title"),
-        responsible_id=_id(_get(obj, "responsible_id", path, required=True),
-                           f"{path}.responsible_id"),
+        responsible_id=_id(
+            _get(obj, "responsible_id", path, required=True), f"{path}.responsible_id"
+        ),
         amount=_amount(_get(obj, "amount", path, required=False), f"{path}.amount"),
         currency=_optional_id(_get(obj, "currency", path, required=False), f"{path}.currency"),
         company=_company(_get(obj, "company", path, required=False), f"{path}.company"),
@@ -301,8 +325,17 @@ def stage_changed_to_json(event: StageChanged) -> dict[str, Any]:
     if item.company is not None:
         item_json["company"] = {"id": item.company.id, "title": item.company.title}
     item_json["contacts"] = [
-        {k: v for k, v in (("id", c.id), ("name", c.name), ("last_name", c.last_name),
-                           ("email", c.email), ("phone", c.phone)) if v is not None}
+        {
+            k: v
+            for k, v in (
+                ("id", c.id),
+                ("name", c.name),
+                ("last_name", c.last_name),
+                ("email", c.email),
+                ("phone", c.phone),
+            )
+            if v is not None
+        }
         for c in item.contacts
     ]
     if item.begin_date is not None:
@@ -310,8 +343,9 @@ def stage_changed_to_json(event: StageChanged) -> dict[str, Any]:
     if item.close_date is not None:
         item_json["close_date"] = item.close_date.isoformat()
     if item.fields:
-        item_json["fields"] = {k: list(v) if isinstance(v, list | tuple) else v
-                               for k, v in item.fields.items()}
+        item_json["fields"] = {
+            k: list(v) if isinstance(v, list | tuple) else v for k, v in item.fields.items()
+        }
     out: dict[str, Any] = {
         "event_id": event.event_id,
         "occurred_at": format_timestamp(event.occurred_at),

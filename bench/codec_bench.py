@@ -44,8 +44,11 @@ def measure(seconds: float = 3.0) -> tuple[float, float, float, int]:
     data = codec.encode(EVENT)
     assert codec.decode(data) == EVENT
     rates = []
-    for step in (lambda: codec.decode(codec.encode(EVENT)), lambda: codec.encode(EVENT),
-                 lambda: codec.decode(data)):
+    for step in (
+        lambda: codec.decode(codec.encode(EVENT)),
+        lambda: codec.encode(EVENT),
+        lambda: codec.decode(data),
+    ):
         n, started = 0, time.perf_counter()
         while (elapsed := time.perf_counter() - started) < seconds:
             for _ in range(1000):

@@ -120,7 +120,10 @@ def produce_and_confirm(
         while True:
             try:
                 producer.produce(
-                    topic, key=record.key, value=record.value, headers=record.headers,
+                    topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers,
                     on_delivery=on_delivery,
                 )
                 break

@@ -74,13 +74,19 @@ def company_from_avro(d: AvroDict | None) -> Company | None:
 
 
 def contact_to_avro(c: Contact) -> AvroDict:
-    return {"id": c.id, "name": c.name, "last_name": c.last_name, "email": c.email,
-            "phone": c.phone}
+    return {
+        "id": c.id,
+        "name": c.name,
+        "last_name": c.last_name,
+        "email": c.email,
+        "phone": c.phone,
+    }
 
 
 def contact_from_avro(d: AvroDict) -> Contact:
-    return Contact(id=d["id"], name=d["name"], last_name=d["last_name"], email=d["email"],
-                   phone=d["phone"])
+    return Contact(
+        id=d["id"], name=d["name"], last_name=d["last_name"], email=d["email"], phone=d["phone"]
+    )
 
 
 def item_to_avro(item: Item) -> AvroDict:
@@ -153,14 +159,14 @@ def pipeline_to_avro(p: Pipeline) -> AvroDict:
 
 
 def pipeline_from_avro(d: AvroDict) -> Pipeline:
-    return Pipeline(id=d["id"], entity_type=EntityType(d["entity_type"]),
-                    stages=tuple(d["stages"]))
+    return Pipeline(id=d["id"], entity_type=EntityType(d["entity_type"]), stages=tuple(d["stages"]))
 
 
 def canonical_json(spec: dict[str, Any]) -> str:
     """The rule spec as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def rule_to_avro(r: Rule) -> AvroDict:

@@ -179,10 +179,14 @@ def tail(
     s = settings()
     name = _full_topic_name(s, topic)
     # Partitions are assigned, not subscribed: no group join, no offsets committed.
-    consumer = Consumer(_kafka_config(
-        kafka_clients.consumer_config, s, f"crm-automation-tail-{uuid.uuid4().hex}",
-        **{"enable.partition.eof": False},
-    ))
+    consumer = Consumer(
+        _kafka_config(
+            kafka_clients.consumer_config,
+            s,
+            f"crm-automation-tail-{uuid.uuid4().hex}",
+            **{"enable.partition.eof": False},
+        )
+    )
     seen = 0
     try:
         _assign_all_partitions(consumer, name, from_beginning)

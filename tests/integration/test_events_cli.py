@@ -25,14 +25,22 @@ CLI = str(Path(sys.executable).with_name("crm-automation"))
 
 def _event(event_id: str, item_id: str, entity_type: str = "DEAL") -> dict[str, Any]:
     return {
-        "event_id": event_id, "occurred_at": "2026-11-26T10:00:00Z",
-        "entity_type": entity_type, "item_id": item_id, "pipeline_id": "sales",
-        "stage_id": "WON", "previous_stage_id": "NEGOTIATION",
-        "item": {"title": "Maintenance Müller GmbH", "responsible_id": "u-7",
-                 "amount": "12000.00", "currency": "EUR",
-                 "company": {"id": "c-1", "title": "Müller GmbH"},
-                 "contacts": [{"id": "p-1", "name": "Anna", "last_name": "Müller"}],
-                 "fields": {"UF_CONTRACT_NO": "MV-17"}},
+        "event_id": event_id,
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "entity_type": entity_type,
+        "item_id": item_id,
+        "pipeline_id": "sales",
+        "stage_id": "WON",
+        "previous_stage_id": "NEGOTIATION",
+        "item": {
+            "title": "Maintenance Müller GmbH",
+            "responsible_id": "u-7",
+            "amount": "12000.00",
+            "currency": "EUR",
+            "company": {"id": "c-1", "title": "Müller GmbH"},
+            "contacts": [{"id": "p-1", "name": "Anna", "last_name": "Müller"}],
+            "fields": {"UF_CONTRACT_NO": "MV-17"},
+        },
     }
 
 
@@ -53,22 +61,37 @@ def settings(stack: Any) -> Settings:
     return s
 
 
-def _cli(settings: Settings, *args: str, stdin: str | None = None,
-         timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _cli(
+    settings: Settings, *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka_bootstrap_servers),
         "CRM_AUTOMATION_TOPIC_PREFIX": settings.topic_prefix,
     }
     return subprocess.run(
-        [CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
+        [CLI, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
         check=False,
     )
 
 
 def _tail(settings: Settings, topic: str, count: int) -> list[dict[str, Any]]:
-    result = _cli(settings, "events", "tail", topic, "--from-beginning", "--max", str(count),
-                  "--timeout", "20")
+    result = _cli(
+        settings,
+        "events",
+        "tail",
+        topic,
+        "--from-beginning",
+        "--max",
+        str(count),
+        "--timeout",
+        "20",
+    )
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -79,9 +102,18 @@ def test_produce_skips_an_invalid_line_reports_it_and_fails_and_tail_shows_the_r
     lines = tmp_path / "events.jsonl"
     bad = _event("evt-3", "3")
     bad["item"]["amount"] = 12000.5
-    lines.write_text("\n".join(json.dumps(e) for e in (
-        _event("evt-1", "4711"), _event("evt-2", "42", "LEAD"), bad,
-    )) + "\n", encoding="utf-8")
+    lines.write_text(
+        "\n".join(
+            json.dumps(e)
+            for e in (
+                _event("evt-1", "4711"),
+                _event("evt-2", "42", "LEAD"),
+                bad,
+            )
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
     produced = _cli(settings, "events", "produce", str(lines))
 
@@ -103,11 +135,10 @@ def test_produce_skips_an_invalid_line_reports_it_and_fails_and_tail_shows_the_r
     assert {"partition", "offset"} <= by_key["LEAD:42"].keys()
 
 
-def test_strict_produce_sends_nothing_when_any_line_is_invalid(
-    settings: Settings
-) -> None:
-    stdin = json.dumps(_event("evt-1", "1")) + "\n{not json\n" + json.dumps(
-        _event("evt-2", "2")) + "\n"
+def test_strict_produce_sends_nothing_when_any_line_is_invalid(settings: Settings) -> None:
+    stdin = (
+        json.dumps(_event("evt-1", "1")) + "\n{not json\n" + json.dumps(_event("evt-2", "2")) + "\n"
+    )
 
     produced = _cli(settings, "events", "produce", "--strict", "-", stdin=stdin)
 
@@ -115,17 +146,31 @@ def test_strict_produce_sends_nothing_when_any_line_is_invalid(
     assert "line 2: invalid JSON" in produced.stderr
     assert "nothing produced" in produced.stdout
     # A later valid event is the only thing on the topic: nothing came before it.
-    assert _cli(settings, "events", "produce", "-", stdin=json.dumps(
-        _event("evt-9", "9")) + "\n").returncode == 0
-    everything = _cli(settings, "events", "tail", "crm.stage-changes", "--from-beginning",
-                      "--max", "2", "--timeout", "3")
+    assert (
+        _cli(
+            settings, "events", "produce", "-", stdin=json.dumps(_event("evt-9", "9")) + "\n"
+        ).returncode
+        == 0
+    )
+    everything = _cli(
+        settings,
+        "events",
+        "tail",
+        "crm.stage-changes",
+        "--from-beginning",
+        "--max",
+        "2",
+        "--timeout",
+        "3",
+    )
     assert [json.loads(line)["key"] for line in everything.stdout.splitlines()] == ["DEAL:9"]
 
 
 def test_tail_prints_an_undecodable_message_as_an_error_object(settings: Settings) -> None:
     producer = Producer(kafka_clients.producer_config(settings))
     kafka_clients.produce_and_confirm(
-        producer, settings.topic(topics.STAGE_CHANGES),
+        producer,
+        settings.topic(topics.STAGE_CHANGES),
         [kafka_clients.ProducerRecord(b"DEAL:1", b'{"event_id": "json, not avro"}')],
     )
 

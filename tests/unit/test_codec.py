@@ -50,7 +50,11 @@ amounts = st.decimals(allow_nan=False, allow_infinity=False)
 field_values = st.one_of(st.none(), text, st.lists(text, max_size=3))
 companies = st.builds(Company, id=ids, title=text)
 contacts = st.builds(
-    Contact, id=ids, name=text, last_name=st.none() | text, email=st.none() | text,
+    Contact,
+    id=ids,
+    name=text,
+    last_name=st.none() | text,
+    email=st.none() | text,
     phone=st.none() | text,
 )
 items = st.builds(
@@ -67,65 +71,130 @@ items = st.builds(
 )
 stage_changes = st.builds(
     StageChanged,
-    event_id=ids, occurred_at=timestamps, entity_type=st.sampled_from(EntityType),
-    item_id=ids, pipeline_id=ids, stage_id=ids, item=items,
-    previous_stage_id=st.none() | ids, created_by_automation=st.booleans(),
-    copy_depth=st.integers(0, 2**31 - 1), source_item_key=st.none() | ids,
+    event_id=ids,
+    occurred_at=timestamps,
+    entity_type=st.sampled_from(EntityType),
+    item_id=ids,
+    pipeline_id=ids,
+    stage_id=ids,
+    item=items,
+    previous_stage_id=st.none() | ids,
+    created_by_automation=st.booleans(),
+    copy_depth=st.integers(0, 2**31 - 1),
+    source_item_key=st.none() | ids,
 )
 pipelines = st.builds(
-    Pipeline, id=ids, entity_type=st.sampled_from(EntityType),
+    Pipeline,
+    id=ids,
+    entity_type=st.sampled_from(EntityType),
     stages=st.lists(ids, min_size=1, max_size=5).map(tuple),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | text,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3),
     max_leaves=10,
 )
 rules = st.builds(
-    Rule, id=ids, version=ids, entity_type=st.sampled_from(EntityType), pipeline_id=ids,
-    stage_id=ids, spec=st.dictionaries(text, json_values, max_size=4), enabled=st.booleans(),
-    position=int32, after_previous=st.booleans(),
+    Rule,
+    id=ids,
+    version=ids,
+    entity_type=st.sampled_from(EntityType),
+    pipeline_id=ids,
+    stage_id=ids,
+    spec=st.dictionaries(text, json_values, max_size=4),
+    enabled=st.booleans(),
+    position=int32,
+    after_previous=st.booleans(),
 )
 payloads = st.one_of(
     st.builds(
-        CreateLead, lead_id=ids, title=text, responsible_id=ids, company=st.none() | companies,
-        contacts=st.lists(contacts, max_size=2).map(tuple), is_repeat=st.booleans(),
-        pipeline_id=st.none() | ids, stage_id=st.none() | ids,
+        CreateLead,
+        lead_id=ids,
+        title=text,
+        responsible_id=ids,
+        company=st.none() | companies,
+        contacts=st.lists(contacts, max_size=2).map(tuple),
+        is_repeat=st.booleans(),
+        pipeline_id=st.none() | ids,
+        stage_id=st.none() | ids,
     ),
     st.builds(
-        CopyDeal, deal_id=ids, pipeline_id=ids, stage_id=ids, item=items,
-        source_item_key=ids, copy_depth=int32,
+        CopyDeal,
+        deal_id=ids,
+        pipeline_id=ids,
+        stage_id=ids,
+        item=items,
+        source_item_key=ids,
+        copy_depth=int32,
     ),
     st.builds(
-        PlanActivity, activity_id=ids, subject=text, description=text, deadline=timestamps,
-        duration_minutes=int32, responsible_id=ids, stage_id=ids, color=st.none() | text,
+        PlanActivity,
+        activity_id=ids,
+        subject=text,
+        description=text,
+        deadline=timestamps,
+        duration_minutes=int32,
+        responsible_id=ids,
+        stage_id=ids,
+        color=st.none() | text,
         add_to_calendar=st.booleans(),
         clients=st.lists(
-            st.builds(Client, id=ids, kind=st.sampled_from(["contact", "company"]), name=text,
-                      email=st.none() | text),
+            st.builds(
+                Client,
+                id=ids,
+                kind=st.sampled_from(["contact", "company"]),
+                name=text,
+                email=st.none() | text,
+            ),
             max_size=2,
         ).map(tuple),
-        invitee_ids=st.lists(ids, max_size=2).map(tuple), address=st.none() | text,
-        location_id=st.none() | ids, link=st.none() | text,
-        files=st.lists(text, max_size=2).map(tuple), complete_on_stage_exit=st.booleans(),
+        invitee_ids=st.lists(ids, max_size=2).map(tuple),
+        address=st.none() | text,
+        location_id=st.none() | ids,
+        link=st.none() | text,
+        files=st.lists(text, max_size=2).map(tuple),
+        complete_on_stage_exit=st.booleans(),
     ),
     st.builds(CompleteActivities, stage_id=ids, completed_at=timestamps),
 )
 actions = st.builds(
-    Action, action_id=ids, rule_id=ids, rule_version=ids, item_key=ids, event_id=ids,
-    stage_entry_id=ids, occurred_at=timestamps, mode=st.sampled_from(ActionMode),
-    payload=payloads, due_at=st.none() | timestamps,
+    Action,
+    action_id=ids,
+    rule_id=ids,
+    rule_version=ids,
+    item_key=ids,
+    event_id=ids,
+    stage_entry_id=ids,
+    occurred_at=timestamps,
+    mode=st.sampled_from(ActionMode),
+    payload=payloads,
+    due_at=st.none() | timestamps,
 )
 timer_commands = st.builds(
-    TimerCommand, kind=st.sampled_from(TimerCommandKind), issued_at=timestamps,
-    item_key=st.none() | ids, stage_entry_id=st.none() | ids, rule_id=st.none() | ids,
-    due_at=st.none() | timestamps, action=st.none() | actions,
+    TimerCommand,
+    kind=st.sampled_from(TimerCommandKind),
+    issued_at=timestamps,
+    item_key=st.none() | ids,
+    stage_entry_id=st.none() | ids,
+    rule_id=st.none() | ids,
+    due_at=st.none() | timestamps,
+    action=st.none() | actions,
 )
 executions = st.builds(
-    Execution, rule_id=ids, item_key=ids, event_id=ids, status=st.sampled_from(ExecutionStatus),
-    recorded_at=timestamps, action_id=st.none() | ids, rule_version=st.none() | ids,
-    due_at=st.none() | timestamps, reason=st.none() | text,
+    Execution,
+    rule_id=ids,
+    item_key=ids,
+    event_id=ids,
+    status=st.sampled_from(ExecutionStatus),
+    recorded_at=timestamps,
+    action_id=st.none() | ids,
+    rule_version=st.none() | ids,
+    due_at=st.none() | timestamps,
+    reason=st.none() | text,
 )
 records = st.one_of(stage_changes, pipelines, rules, actions, timer_commands, executions)
 
@@ -147,10 +216,14 @@ EVENT = StageChanged(
     stage_id="WON",
     previous_stage_id="NEGOTIATION",
     item=Item(
-        title="Maintenance Müller GmbH", responsible_id="u-7", amount=Decimal("12000.00"),
-        currency="EUR", company=Company("c-1", "Müller GmbH"),
+        title="Maintenance Müller GmbH",
+        responsible_id="u-7",
+        amount=Decimal("12000.00"),
+        currency="EUR",
+        company=Company("c-1", "Müller GmbH"),
         contacts=(Contact("p-1", "Anna", "Müller", "anna@example.com", "+49 30 1234"),),
-        begin_date=date(2026, 11, 1), close_date=date(2026, 11, 30),
+        begin_date=date(2026, 11, 1),
+        close_date=date(2026, 11, 30),
         fields={"UF_CONTRACT_NO": "MV-17", "UF_TAGS": ["a", "b"], "UF_EMPTY": None},
     ),
 )
@@ -185,8 +258,9 @@ def test_action_payload_decodes_to_the_kind_it_was_written_as(action: Action) ->
 
 def test_decoded_timestamps_are_utc_aware() -> None:
     berlin = timezone(timedelta(hours=1))
-    event = StageChanged(**{**EVENT.__dict__, "occurred_at": datetime(2026, 1, 1, 11,
-                                                                        tzinfo=berlin)})
+    event = StageChanged(
+        **{**EVENT.__dict__, "occurred_at": datetime(2026, 1, 1, 11, tzinfo=berlin)}
+    )
     decoded = codec.decode_as(codec.encode(event), StageChanged)
     assert decoded.occurred_at.tzinfo == UTC
     assert decoded.occurred_at == datetime(2026, 1, 1, 10, tzinfo=UTC)

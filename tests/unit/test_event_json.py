@@ -31,32 +31,63 @@ contract_items = st.builds(
     amount=st.none() | st.decimals(min_value=-(10**15), max_value=10**15, places=2),
     currency=st.none() | ids,
     company=st.none() | st.builds(Company, id=ids, title=text),
-    contacts=st.lists(st.builds(Contact, id=ids, name=text, last_name=st.none() | text,
-                                email=st.none() | text, phone=st.none() | text),
-                      max_size=3).map(tuple),
+    contacts=st.lists(
+        st.builds(
+            Contact,
+            id=ids,
+            name=text,
+            last_name=st.none() | text,
+            email=st.none() | text,
+            phone=st.none() | text,
+        ),
+        max_size=3,
+    ).map(tuple),
     begin_date=st.none() | st.dates(),
     close_date=st.none() | st.dates(),
     fields=st.dictionaries(ids, st.none() | text | st.lists(text, max_size=3), max_size=4),
 )
 contract_events = st.builds(
     StageChanged,
-    event_id=ids, occurred_at=timestamps, entity_type=st.sampled_from(EntityType),
-    item_id=ids, pipeline_id=ids, stage_id=ids, item=contract_items,
-    previous_stage_id=st.none() | ids, created_by_automation=st.booleans(),
-    copy_depth=st.integers(0, 2**31 - 1), source_item_key=st.none() | ids,
+    event_id=ids,
+    occurred_at=timestamps,
+    entity_type=st.sampled_from(EntityType),
+    item_id=ids,
+    pipeline_id=ids,
+    stage_id=ids,
+    item=contract_items,
+    previous_stage_id=st.none() | ids,
+    created_by_automation=st.booleans(),
+    copy_depth=st.integers(0, 2**31 - 1),
+    source_item_key=st.none() | ids,
 )
 
 DESIGN_EXAMPLE: dict[str, Any] = {
-    "event_id": "evt-1001", "occurred_at": "2026-11-26T10:00:00Z",
-    "entity_type": "DEAL", "item_id": "4711", "pipeline_id": "sales",
-    "stage_id": "WON", "previous_stage_id": "NEGOTIATION",
-    "item": {"title": "Maintenance Müller GmbH", "responsible_id": "u-7",
-             "amount": "12000.00", "currency": "EUR",
-             "company": {"id": "c-1", "title": "Müller GmbH"},
-             "contacts": [{"id": "p-1", "name": "Anna", "last_name": "Müller",
-                           "email": "anna@example.com", "phone": "+49 30 1234"}],
-             "begin_date": "2026-11-01", "close_date": "2026-11-30",
-             "fields": {"UF_CONTRACT_NO": "MV-17"}},
+    "event_id": "evt-1001",
+    "occurred_at": "2026-11-26T10:00:00Z",
+    "entity_type": "DEAL",
+    "item_id": "4711",
+    "pipeline_id": "sales",
+    "stage_id": "WON",
+    "previous_stage_id": "NEGOTIATION",
+    "item": {
+        "title": "Maintenance Müller GmbH",
+        "responsible_id": "u-7",
+        "amount": "12000.00",
+        "currency": "EUR",
+        "company": {"id": "c-1", "title": "Müller GmbH"},
+        "contacts": [
+            {
+                "id": "p-1",
+                "name": "Anna",
+                "last_name": "Müller",
+                "email": "anna@example.com",
+                "phone": "+49 30 1234",
+            }
+        ],
+        "begin_date": "2026-11-01",
+        "close_date": "2026-11-30",
+        "fields": {"UF_CONTRACT_NO": "MV-17"},
+    },
 }
 _DELETE = object()
 
@@ -99,20 +130,32 @@ def test_only_the_required_members_are_needed() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        pytest.param("occurred_at", "2026-11-26T11:00:00+01:00",
-                     datetime(2026, 11, 26, 10, tzinfo=UTC), id="offset-converted-to-utc"),
-        pytest.param("occurred_at", "2026-11-26T10:00:00.123456Z",
-                     datetime(2026, 11, 26, 10, 0, 0, 123000, tzinfo=UTC),
-                     id="sub-millisecond-truncated-like-the-wire"),
+        pytest.param(
+            "occurred_at",
+            "2026-11-26T11:00:00+01:00",
+            datetime(2026, 11, 26, 10, tzinfo=UTC),
+            id="offset-converted-to-utc",
+        ),
+        pytest.param(
+            "occurred_at",
+            "2026-11-26T10:00:00.123456Z",
+            datetime(2026, 11, 26, 10, 0, 0, 123000, tzinfo=UTC),
+            id="sub-millisecond-truncated-like-the-wire",
+        ),
         pytest.param("item.amount", 12000, Decimal("12000"), id="integer-amount"),
         pytest.param("item.amount", "-0.50", Decimal("-0.50"), id="negative-amount"),
-        pytest.param("item.fields", {"UF_TAGS": ["a", "b"], "UF_NONE": None},
-                     {"UF_TAGS": ["a", "b"], "UF_NONE": None}, id="list-and-null-fields"),
+        pytest.param(
+            "item.fields",
+            {"UF_TAGS": ["a", "b"], "UF_NONE": None},
+            {"UF_TAGS": ["a", "b"], "UF_NONE": None},
+            id="list-and-null-fields",
+        ),
         pytest.param("item.company", None, None, id="null-company"),
     ],
 )
-def test_accepted_variants_parse_to_the_expected_value(path: str, value: Any,
-                                                       expected: Any) -> None:
+def test_accepted_variants_parse_to_the_expected_value(
+    path: str, value: Any, expected: Any
+) -> None:
     event: Any = parse_stage_changed(_changed(path, value))
     for part in path.split("."):
         event = getattr(event, part)
@@ -125,72 +168,142 @@ def test_accepted_variants_parse_to_the_expected_value(path: str, value: Any,
         pytest.param("event_id", _DELETE, "event_id: required", id="missing-event-id"),
         pytest.param("event_id", None, "event_id: required", id="null-event-id"),
         pytest.param("event_id", "", "event_id: must not be empty", id="empty-event-id"),
-        pytest.param("event_id", 1001, "event_id: must be a string, got number",
-                     id="numeric-event-id"),
-        pytest.param("item_id", "47\n11", "item_id: must not contain control characters",
-                     id="control-character-in-id"),
+        pytest.param(
+            "event_id", 1001, "event_id: must be a string, got number", id="numeric-event-id"
+        ),
+        pytest.param(
+            "item_id",
+            "47\n11",
+            "item_id: must not contain control characters",
+            id="control-character-in-id",
+        ),
         pytest.param("item_id", "x" * 257, "item_id: longer than 256", id="overlong-id"),
         pytest.param("occurred_at", _DELETE, "occurred_at: required", id="missing-occurred-at"),
-        pytest.param("occurred_at", "2026-11-26T10:00:00",
-                     "occurred_at: needs a UTC offset or Z", id="naive-timestamp"),
-        pytest.param("occurred_at", "yesterday", "occurred_at: not an ISO-8601 timestamp",
-                     id="unparseable-timestamp"),
-        pytest.param("entity_type", "CONTACT", "entity_type: must be DEAL or LEAD",
-                     id="unknown-entity-type"),
+        pytest.param(
+            "occurred_at",
+            "2026-11-26T10:00:00",
+            "occurred_at: needs a UTC offset or Z",
+            id="naive-timestamp",
+        ),
+        pytest.param(
+            "occurred_at",
+            "yesterday",
+            "occurred_at: not an ISO-8601 timestamp",
+            id="unparseable-timestamp",
+        ),
+        pytest.param(
+            "entity_type", "CONTACT", "entity_type: must be DEAL or LEAD", id="unknown-entity-type"
+        ),
         pytest.param("pipeline_id", _DELETE, "pipeline_id: required", id="missing-pipeline"),
         pytest.param("stage_id", _DELETE, "stage_id: required", id="missing-stage"),
         pytest.param("item", _DELETE, "item: required", id="missing-item"),
         pytest.param("item", [], "item: must be an object, got array", id="item-not-object"),
         pytest.param("item.title", _DELETE, "item.title: required", id="missing-title"),
-        pytest.param("item.title", "x" * 10_001, "item.title: longer than 10000",
-                     id="overlong-title"),
-        pytest.param("item.responsible_id", _DELETE, "item.responsible_id: required",
-                     id="missing-responsible"),
+        pytest.param(
+            "item.title", "x" * 10_001, "item.title: longer than 10000", id="overlong-title"
+        ),
+        pytest.param(
+            "item.responsible_id",
+            _DELETE,
+            "item.responsible_id: required",
+            id="missing-responsible",
+        ),
         pytest.param("item.contacts", _DELETE, "item.contacts: required", id="missing-contacts"),
-        pytest.param("item.contacts", {"id": "p-1"}, "item.contacts: must be an array",
-                     id="contacts-not-array"),
-        pytest.param("item.contacts", [{"id": str(i), "name": "n"} for i in range(1001)],
-                     "item.contacts: more than 1000 contacts", id="too-many-contacts"),
-        pytest.param("item.contacts.0.id", _DELETE, "item.contacts[0].id: required",
-                     id="contact-without-id"),
-        pytest.param("item.contacts.0.name", 7, "item.contacts[0].name: must be a string",
-                     id="contact-name-not-string"),
-        pytest.param("item.company", {"id": "c-1"}, "item.company.title: required",
-                     id="company-without-title"),
-        pytest.param("item.amount", 12000.5, "item.amount: amounts are decimals, never floats",
-                     id="float-amount"),
-        pytest.param("item.amount", "12,000.00", "item.amount: must be a decimal",
-                     id="formatted-amount"),
+        pytest.param(
+            "item.contacts",
+            {"id": "p-1"},
+            "item.contacts: must be an array",
+            id="contacts-not-array",
+        ),
+        pytest.param(
+            "item.contacts",
+            [{"id": str(i), "name": "n"} for i in range(1001)],
+            "item.contacts: more than 1000 contacts",
+            id="too-many-contacts",
+        ),
+        pytest.param(
+            "item.contacts.0.id", _DELETE, "item.contacts[0].id: required", id="contact-without-id"
+        ),
+        pytest.param(
+            "item.contacts.0.name",
+            7,
+            "item.contacts[0].name: must be a string",
+            id="contact-name-not-string",
+        ),
+        pytest.param(
+            "item.company",
+            {"id": "c-1"},
+            "item.company.title: required",
+            id="company-without-title",
+        ),
+        pytest.param(
+            "item.amount",
+            12000.5,
+            "item.amount: amounts are decimals, never floats",
+            id="float-amount",
+        ),
+        pytest.param(
+            "item.amount", "12,000.00", "item.amount: must be a decimal", id="formatted-amount"
+        ),
         pytest.param("item.amount", "NaN", "item.amount: must be a decimal", id="nan-amount"),
-        pytest.param("item.amount", True, "item.amount: must be a decimal string, got boolean",
-                     id="boolean-amount"),
-        pytest.param("item.begin_date", "01.11.2026", "item.begin_date: must be a date YYYY-MM-DD",
-                     id="german-date"),
-        pytest.param("item.close_date", "2026-02-30", "item.close_date: not a valid date",
-                     id="impossible-date"),
-        pytest.param("item.fields", {"UF_X": 1}, "item.fields.UF_X: must be a string, a list",
-                     id="numeric-field-value"),
-        pytest.param("item.fields", {"UF_X": ["a", 2]}, "item.fields.UF_X[1]: must be a string",
-                     id="numeric-field-list-value"),
-        pytest.param("item.fields", {"UF_X": "\ud800"}, "item.fields.UF_X: invalid unicode",
-                     id="lone-surrogate"),
+        pytest.param(
+            "item.amount",
+            True,
+            "item.amount: must be a decimal string, got boolean",
+            id="boolean-amount",
+        ),
+        pytest.param(
+            "item.begin_date",
+            "01.11.2026",
+            "item.begin_date: must be a date YYYY-MM-DD",
+            id="german-date",
+        ),
+        pytest.param(
+            "item.close_date",
+            "2026-02-30",
+            "item.close_date: not a valid date",
+            id="impossible-date",
+        ),
+        pytest.param(
+            "item.fields",
+            {"UF_X": 1},
+            "item.fields.UF_X: must be a string, a list",
+            id="numeric-field-value",
+        ),
+        pytest.param(
+            "item.fields",
+            {"UF_X": ["a", 2]},
+            "item.fields.UF_X[1]: must be a string",
+            id="numeric-field-list-value",
+        ),
+        pytest.param(
+            "item.fields",
+            {"UF_X": "\ud800"},
+            "item.fields.UF_X: invalid unicode",
+            id="lone-surrogate",
+        ),
         pytest.param("item.ammount", "1", "item.ammount: unknown field", id="misspelt-field"),
         pytest.param("copy_depth", -1, "copy_depth: must be between 0", id="negative-depth"),
         pytest.param("copy_depth", "1", "copy_depth: must be an integer", id="string-depth"),
-        pytest.param("created_by_automation", "yes",
-                     "created_by_automation: must be true or false", id="string-boolean"),
+        pytest.param(
+            "created_by_automation",
+            "yes",
+            "created_by_automation: must be true or false",
+            id="string-boolean",
+        ),
     ],
 )
-def test_invalid_events_are_rejected_naming_the_field(path: str, value: Any,
-                                                       message: str) -> None:
+def test_invalid_events_are_rejected_naming_the_field(path: str, value: Any, message: str) -> None:
     with pytest.raises(InvalidEvent) as caught:
         parse_stage_changed(_changed(path, value))
     assert str(caught.value).startswith(message), str(caught.value)
     assert caught.value.reason == "invalid_event"
 
 
-@pytest.mark.parametrize("value", [pytest.param([], id="array"), pytest.param("{}", id="string"),
-                                   pytest.param(None, id="null")])
+@pytest.mark.parametrize(
+    "value",
+    [pytest.param([], id="array"), pytest.param("{}", id="string"), pytest.param(None, id="null")],
+)
 def test_a_value_that_is_not_an_object_is_rejected(value: Any) -> None:
     with pytest.raises(InvalidEvent, match="event: must be an object"):
         parse_stage_changed(value)

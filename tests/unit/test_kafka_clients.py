@@ -39,8 +39,9 @@ def test_consumers_never_commit_or_store_offsets_on_their_own() -> None:
 
 
 def test_overrides_win_over_defaults() -> None:
-    config = kafka_clients.producer_config(Settings(kafka_bootstrap_servers="k"), **{
-        "linger.ms": 50})
+    config = kafka_clients.producer_config(
+        Settings(kafka_bootstrap_servers="k"), **{"linger.ms": 50}
+    )
     assert config["linger.ms"] == 50
 
 
@@ -50,18 +51,22 @@ def test_without_bootstrap_servers_building_a_config_says_what_to_set() -> None:
 
 
 def test_produce_and_confirm_raises_when_the_broker_never_acknowledges() -> None:
-    producer = Producer(kafka_clients.producer_config(
-        _unreachable(), **{"message.timeout.ms": 300, "log_level": 0}))
+    producer = Producer(
+        kafka_clients.producer_config(_unreachable(), **{"message.timeout.ms": 300, "log_level": 0})
+    )
     with pytest.raises(DeliveryFailed, match="2 of 2 messages failed"):
         kafka_clients.produce_and_confirm(
-            producer, "t", [ProducerRecord(b"k", b"v1"), ProducerRecord(b"k", b"v2")],
+            producer,
+            "t",
+            [ProducerRecord(b"k", b"v1"), ProducerRecord(b"k", b"v2")],
             timeout=10.0,
         )
 
 
 def test_flush_or_raise_raises_for_a_message_the_broker_never_acknowledged() -> None:
-    producer = Producer(kafka_clients.producer_config(
-        _unreachable(), **{"message.timeout.ms": 300, "log_level": 0}))
+    producer = Producer(
+        kafka_clients.producer_config(_unreachable(), **{"message.timeout.ms": 300, "log_level": 0})
+    )
     producer.produce("t", key=b"k", value=b"v")
     with pytest.raises(DeliveryFailed, match="delivery failed topic=t"):
         kafka_clients.flush_or_raise(producer, timeout=10.0)
