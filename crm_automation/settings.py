@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     scheduler_metrics_port: int = 9403
     sink_calendar_metrics_port: int = 9404
     batch_size: int = 500
+    scheduler_poll_seconds: float = 1.0
+    """Longest sleep of the fire loop; it wakes earlier for the next due or a new timer."""
+    scheduler_fire_batch_size: int = 1000
+    scheduler_pause_before_commit_seconds: float = 0.0
+    """Fault-injection hook for tests: pause after the actions are confirmed, before the
+    fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
     log_json: bool = False
 
     def topic(self, name: str) -> str:

@@ -1,0 +1,148 @@
+"""The fire loop: claim due timers in due order, produce their actions, mark them fired."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import psycopg
+
+from automation_core.model import Execution, ExecutionStatus
+from crm_automation import codec
+from crm_automation.clock import Clock
+from processors import timer_store
+from processors.metrics import SchedulerMetrics
+from processors.publisher import Outgoing, Publisher
+from processors.retry import RETRYABLE, Backoff
+
+logger = logging.getLogger(__name__)
+
+# Counting pending timers scans the partial index: cheap, but not for every batch.
+_PENDING_REFRESH_SECONDS = 10.0
+
+
+class FireLoop:
+    """Fires due timers; several loops (threads or processes) may share one database.
+
+    Each batch is one transaction: claim (`FOR UPDATE SKIP LOCKED`, so another loop skips
+    these rows), produce and confirm the actions and `fired` executions, mark fired,
+    commit. `connect` gives autocommit connections (each batch opens its own transaction). A crash
+    before the commit leaves the timers pending: they fire again (the
+    sinks deduplicate by action id); a timer is never marked fired unless delivered.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        publisher: Publisher,
+        clock: Clock,
+        metrics: SchedulerMetrics,
+        *,
+        actions_topic: str,
+        executions_topic: str,
+        batch_size: int = 1000,
+        poll_seconds: float = 1.0,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._connect = connect
+        self._conn = connect()
+        self._publisher = publisher
+        self._clock = clock
+        self._metrics = metrics
+        self._actions_topic = actions_topic
+        self._executions_topic = executions_topic
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._before_commit = before_commit
+        self._wake = threading.Event()
+        self._planned_wake: datetime | None = None
+        self._pending_refreshed = 0.0
+
+    def notify_due(self, due_at: datetime | None) -> None:
+        """Ingest stored a timer due at `due_at`: wake now if it is due before the plan."""
+        if due_at is None:
+            return
+        planned = self._planned_wake
+        if planned is None or due_at < planned:
+            self._wake.set()
+
+    def interrupt(self) -> None:
+        """Cut the current wait short (after setting the `stop` given to `run`)."""
+        self._wake.set()
+
+    def fire_once(self) -> int:
+        """Fire at most one batch of due timers; return how many fired."""
+        started = time.perf_counter()
+        now = self._clock.now()
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            due = timer_store.claim_due(cur, now, self._batch_size)
+            if not due:
+                return 0
+            self._publisher.publish(self._records(due, now))
+            produced_at = self._clock.now()
+            if self._before_commit is not None:
+                self._before_commit()
+            timer_store.mark_fired(cur, [t.timer_id for t in due], produced_at)
+        self._metrics.batch_seconds.labels("fire").observe(time.perf_counter() - started)
+        self._metrics.fired.inc(len(due))
+        for timer in due:
+            self._metrics.firing_lag.observe(max(0.0, (produced_at - timer.due_at).total_seconds()))
+        logger.info("fired timers=%d oldest_due=%s", len(due), due[0].due_at.isoformat())
+        return len(due)
+
+    def _records(self, due: list[timer_store.DueTimer], now: datetime) -> list[Outgoing]:
+        records = [Outgoing(self._actions_topic, t.item_key.encode(), t.action) for t in due]
+        for t in due:
+            lag_ms = max(0, round((now - t.due_at).total_seconds() * 1000))
+            execution = Execution(
+                rule_id=t.rule_id, item_key=t.item_key, event_id=t.event_id,
+                status=ExecutionStatus.FIRED, recorded_at=now, action_id=t.timer_id,
+                rule_version=t.rule_version, due_at=t.due_at,
+                reason=f"timer fired lag_ms={lag_ms}",
+            )
+            records.append(
+                Outgoing(self._executions_topic, t.item_key.encode(), codec.encode(execution))
+            )
+        return records
+
+    def run(self, stop: threading.Event) -> None:
+        """Fire until `stop` is set; outages are retried with backoff, batch by batch."""
+        backoff = Backoff(stop)
+        while not stop.is_set():
+            self._wake.clear()
+            self._planned_wake = None  # a timer ingested from now on wakes this loop
+            try:
+                if self._conn.broken or self._conn.closed:
+                    self._conn = self._connect()
+                fired = self.fire_once()
+                if fired >= self._batch_size:
+                    continue  # a backlog: keep firing, oldest first
+                self._refresh_pending()
+                wait = self._wait_seconds(timer_store.next_due(self._conn))
+            except RETRYABLE as exc:
+                self._metrics.retries.labels("fire").inc()
+                logger.warning("fire batch failed, retrying in %.1fs: %s", backoff.delay, exc)
+                backoff.wait()
+                continue
+            backoff.reset()
+            if wait > 0:
+                self._clock.wait(wait, self._wake)
+
+    def _wait_seconds(self, next_due: datetime | None) -> float:
+        now = self._clock.now()
+        wait = self._poll_seconds
+        if next_due is not None:
+            wait = min(wait, max(0.0, (next_due - now).total_seconds()))
+        self._planned_wake = now + timedelta(seconds=wait)
+        return wait
+
+    def _refresh_pending(self) -> None:
+        if time.monotonic() - self._pending_refreshed >= _PENDING_REFRESH_SECONDS:
+            self._metrics.pending.set(timer_store.pending_count(self._conn))
+            self._pending_refreshed = time.monotonic()
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,145 @@
+"""The ingest loop: timer commands from Kafka into Postgres, one transaction per batch."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import psycopg
+
+from automation_core.model import Execution, ExecutionStatus
+from crm_automation import codec, offsets
+from crm_automation.batch_consumer import BatchConsumer
+from crm_automation.clock import Clock
+from crm_automation.dlq import DeadLetter
+from processors import timer_store
+from processors.metrics import SchedulerMetrics
+from processors.publisher import Outgoing, Publisher
+from processors.retry import RETRYABLE, Backoff
+from processors.timer_batch import ConsumedMessage, TimerBatch
+
+logger = logging.getLogger(__name__)
+
+GROUP = "crm-automation-scheduler"
+
+
+class IngestLoop:
+    """Stores schedules, applies cancels and stores the offsets in one transaction.
+
+    Exactly-once without Kafka transactions: the consumer seeks to the offsets stored
+    with the timers, and a replayed schedule inserts nothing (its id is the action id).
+    Dead letters and `cancelled` executions are confirmed before the commit.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        publisher: Publisher,
+        clock: Clock,
+        metrics: SchedulerMetrics,
+        *,
+        executions_topic: str,
+        dlq_topic: str,
+        on_due: Callable[[datetime | None], None] = lambda _due: None,
+    ) -> None:
+        self._connect = connect
+        self._conn = connect()
+        self._publisher = publisher
+        self._clock = clock
+        self._metrics = metrics
+        self._executions_topic = executions_topic
+        self._dlq_topic = dlq_topic
+        self._on_due = on_due
+
+    def stored_offsets(self) -> dict[tuple[str, int], int]:
+        # Called from the consumer's assignment callback, on the ingest thread.
+        return offsets.stored_offsets(self._conn, GROUP)
+
+    def run(self, consumer: BatchConsumer, stop: threading.Event, batch_size: int) -> None:
+        """Consume until `stop` is set; the batch in hand is finished and committed first."""
+        while not stop.is_set():
+            messages = consumer.poll_batch(batch_size, timeout=0.2)
+            if messages:
+                batch = self.apply_with_retry(messages, stop)
+                consumer.commit_for_lag(batch.next_offsets)
+
+    def apply_with_retry(
+        self, messages: Sequence[ConsumedMessage], stop: threading.Event
+    ) -> TimerBatch:
+        """Apply a batch, retrying an outage with capped backoff until it is committed."""
+        batch = TimerBatch.of(messages)
+        backoff = Backoff(stop)
+        dead_sent = not batch.dead
+        while True:
+            try:
+                if not dead_sent:
+                    self._send_dead_letters(batch.dead)
+                    dead_sent = True
+                if self._conn.broken or self._conn.closed:
+                    self._conn = self._connect()
+                self.write(batch)
+                return batch
+            except RETRYABLE as exc:
+                self._metrics.retries.labels("ingest").inc()
+                logger.warning("ingest batch failed, retrying in %.1fs: %s", backoff.delay, exc)
+                if not backoff.wait():
+                    raise
+
+    def apply(self, batch: TimerBatch) -> timer_store.IngestResult:
+        """Dead letters confirmed, then the batch written (no retry: for tests and tools)."""
+        if batch.dead:
+            self._send_dead_letters(batch.dead)
+        return self.write(batch)
+
+    def write(self, batch: TimerBatch) -> timer_store.IngestResult:
+        """One transaction: schedules, cancels, their executions confirmed, offsets."""
+        started = time.perf_counter()
+        now = self._clock.now()
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            result = timer_store.ingest(
+                cur, batch.schedules, batch.entry_cancels, batch.rule_cancels, now
+            )
+            if result.cancelled:
+                self._publisher.publish(self._cancelled_records(result.cancelled, now))
+            offsets.store_offsets(cur, GROUP, batch.next_offsets)
+        self._on_due(result.earliest_due)
+        self._metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - started)
+        self._metrics.scheduled.inc(result.scheduled)
+        for ref in result.cancelled:
+            self._metrics.cancelled.labels(ref.reason or "unknown").inc()
+        logger.debug(
+            "ingested schedules=%d entry_cancels=%d rule_cancels=%d scheduled=%d cancelled=%d",
+            len(batch.schedules), len(batch.entry_cancels), len(batch.rule_cancels),
+            result.scheduled, len(result.cancelled),
+        )
+        return result
+
+    def _cancelled_records(
+        self, cancelled: Sequence[timer_store.TimerRef], now: datetime
+    ) -> list[Outgoing]:
+        return [
+            Outgoing(self._executions_topic, ref.item_key.encode(), codec.encode(Execution(
+                rule_id=ref.rule_id, item_key=ref.item_key, event_id=ref.event_id,
+                status=ExecutionStatus.CANCELLED, recorded_at=now, action_id=ref.timer_id,
+                rule_version=ref.rule_version, due_at=ref.due_at, reason=ref.reason,
+            )))
+            for ref in cancelled
+        ]
+
+    def _send_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
+        """Confirmed before the offsets that skip them are stored."""
+        self._publisher.publish([
+            Outgoing(self._dlq_topic, d.key, d.value, list(d.headers())) for d in dead
+        ])
+        for letter in dead:
+            self._metrics.dlq.labels("scheduler", letter.reason).inc()
+            logger.warning(
+                "dead letter topic=%s partition=%s offset=%s reason=%s",
+                letter.source_topic, letter.source_partition, letter.source_offset, letter.reason,
+            )
+
+    def close(self) -> None:
+        self._conn.close()

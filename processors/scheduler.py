@@ -1,0 +1,103 @@
+"""Wiring of `crm-automation scheduler`: the ingest loop and the fire loop, one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+
+import psycopg
+from confluent_kafka import Producer
+
+from crm_automation import kafka_clients, topics
+from crm_automation.batch_consumer import BatchConsumer
+from crm_automation.clock import Clock, SystemClock
+from crm_automation.settings import Settings
+from processors.fire import FireLoop
+from processors.ingest import GROUP, IngestLoop
+from processors.metrics import SchedulerMetrics
+from processors.publisher import KafkaPublisher
+
+logger = logging.getLogger(__name__)
+
+
+def run(
+    settings: Settings,
+    metrics: SchedulerMetrics,
+    stop: threading.Event,
+    clock: Clock | None = None,
+) -> None:
+    """Ingest on this thread and fire on another until `stop` is set or one loop fails."""
+    clock = clock or SystemClock()
+    if not settings.database_url:
+        raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
+    database_url = settings.database_url.get_secret_value()
+
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(database_url, autocommit=True)
+
+    # One producer per loop: a flush waits only for that loop's own records.
+    fire_publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
+    ingest_publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
+    fire = FireLoop(
+        connect, fire_publisher, clock, metrics,
+        actions_topic=settings.topic(topics.ACTIONS),
+        executions_topic=settings.topic(topics.EXECUTIONS),
+        batch_size=settings.scheduler_fire_batch_size,
+        poll_seconds=settings.scheduler_poll_seconds,
+        before_commit=_pause(settings.scheduler_pause_before_commit_seconds),
+    )
+    ingest = IngestLoop(
+        connect, ingest_publisher, clock, metrics,
+        executions_topic=settings.topic(topics.EXECUTIONS),
+        dlq_topic=settings.topic(topics.DLQ),
+        on_due=fire.notify_due,
+    )
+    failure: list[BaseException] = []
+    fire_thread = threading.Thread(
+        target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
+    )
+    consumer = BatchConsumer(
+        kafka_clients.consumer_config(settings, GROUP),
+        [settings.topic(topics.TIMERS)],
+        ingest.stored_offsets,
+    )
+    logger.info("scheduler started group=%s", GROUP)
+    fire_thread.start()
+    try:
+        _guarded(partial(ingest.run, consumer, stop, settings.batch_size), stop, failure)
+    finally:
+        stop.set()
+        fire.interrupt()
+        fire_thread.join()
+        consumer.close()
+        fire_publisher.close()
+        ingest_publisher.close()
+        fire.close()
+        ingest.close()
+        logger.info("scheduler stopped")
+    if failure:
+        raise RuntimeError("scheduler loop failed") from failure[0]
+
+
+def _guarded(loop: Callable[[], None], stop: threading.Event, failure: list[BaseException]) -> None:
+    """Run a loop; its failure stops the other loop and is re-raised by `run`."""
+    try:
+        loop()
+    except BaseException as exc:
+        logger.exception("scheduler loop failed")
+        failure.append(exc)
+        stop.set()
+
+
+def _pause(seconds: float) -> Callable[[], None] | None:
+    if seconds <= 0:
+        return None
+
+    def pause() -> None:
+        logger.warning("test hook: pausing %.1fs before the fire commit", seconds)
+        time.sleep(seconds)
+
+    return pause
