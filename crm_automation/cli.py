@@ -6,7 +6,18 @@ import logging
 
 import typer
 
-from crm_automation.commands import db, engine, events, rules, run, sink, stack, topics
+from crm_automation.commands import (
+    db,
+    engine,
+    events,
+    rules,
+    run,
+    scheduler,
+    sink,
+    stack,
+    timers,
+    topics,
+)
 
 app = typer.Typer(
     name="crm-automation",
@@ -22,6 +33,8 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(sink.app, name="sink")
 app.command("engine")(engine.engine)
 app.command("run")(run.run)
+app.command("scheduler")(scheduler.scheduler)
+app.add_typer(timers.app, name="timers")
 
 
 def main() -> None:
