@@ -1,0 +1,307 @@
+"""Scheduler benchmark: ingest and firing rates against bare-SQL ceilings, lag, memory, size.
+
+    .venv/bin/python bench/scheduler_bench.py [--quick] [--timers N] [--burst M]
+
+Full: 1,000,000 pending timers, 100,000 of them due at once; --quick: 100,000 / 10,000.
+
+Uses the configured database (CRM_AUTOMATION_DATABASE_URL; a fresh database is created on
+that server and dropped afterwards) and, when CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS is set,
+the real broker for fired actions (else a publisher that drops records, reported as such).
+Rows are generated batch by batch, so the process's peak RSS is the scheduler's working set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+
+from automation_core.model import (
+    Action,
+    ActionMode,
+    CreateLead,
+    TimerCommand,
+    TimerCommandKind,
+)
+from crm_automation import codec, db, kafka_clients, topics
+from crm_automation.clock import SystemClock
+from crm_automation.settings import Settings
+from processors.fire import FireLoop
+from processors.ingest import IngestLoop
+from processors.metrics import SchedulerMetrics
+from processors.publisher import KafkaPublisher
+from processors.timer_batch import TimerBatch
+
+RESULTS = Path(__file__).parent / "results"
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+class DroppingPublisher:
+    def publish(self, records: Any) -> None:
+        pass
+
+
+class Message:
+    """A consumed Kafka message, as the ingest loop reads it."""
+
+    __slots__ = ("_offset", "_value")
+
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def topic(self) -> str:
+        return "automation.timers"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b""
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def command(i: int, due_at: datetime, tag: str) -> TimerCommand:
+    action_id = f"{tag}-{i:08d}"
+    item = f"DEAL:{i}"
+    action = Action(
+        action_id=action_id, rule_id=f"rule-{i % 50}", rule_version="v1", item_key=item,
+        event_id=f"evt-{tag}-{i}", stage_entry_id=f"evt-{tag}-{i}", occurred_at=T0,
+        mode=ActionMode.DELAYED,
+        payload=CreateLead(lead_id=f"lead-{action_id}", title=f"Renew maintenance {i}",
+                           responsible_id="u-7", company=None, contacts=()),
+        due_at=due_at,
+    )
+    return TimerCommand(
+        kind=TimerCommandKind.SCHEDULE, issued_at=T0, item_key=item,
+        stage_entry_id=action.stage_entry_id, rule_id=action.rule_id, due_at=due_at,
+        action=action,
+    )
+
+
+def far_due(i: int) -> datetime:
+    return T0 + timedelta(days=30 + i % 150, seconds=i % 86_400)
+
+
+def batches(start: int, count: int, size: int, tag: str,
+            due: Any) -> Iterator[list[Message]]:
+    for first in range(start, start + count, size):
+        yield [Message(codec.encode(command(i, due(i), tag)), i)
+               for i in range(first, min(first + size, start + count))]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ingest_rate(ingest: IngestLoop, count: int, size: int, tag: str, due: Any,
+                rss_marks: list[float] | None = None) -> float:
+    """Timers/s through the scheduler's ingest path: decode, sort, one transaction per batch."""
+    elapsed, done = 0.0, 0
+    for messages in batches(0, count, size, tag, due):
+        started = time.perf_counter()
+        ingest.write(TimerBatch.of(messages))
+        elapsed += time.perf_counter() - started
+        done += len(messages)
+        if rss_marks is not None and done in (count // 10, count):
+            rss_marks.append(rss_mb())
+    return count / elapsed
+
+
+def copy_rate(url: str, count: int, size: int, tag: str) -> float:
+    """The ceiling: a plain COPY of the same rows into a table with the same indexes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE timers_copy (LIKE timers INCLUDING ALL)")
+        elapsed = 0.0
+        for messages in batches(0, count, size, tag, far_due):
+            rows = []
+            for m in messages:
+                c = codec.decode_as(m.value(), TimerCommand)
+                a = c.action
+                assert a is not None and c.due_at is not None
+                rows.append((a.action_id, a.item_key, c.stage_entry_id, a.rule_id,
+                             a.rule_version, a.event_id, c.issued_at, c.due_at, m.value()))
+            started = time.perf_counter()  # the ceiling gets decoded rows for free
+            with conn.transaction(), conn.cursor() as cur, cur.copy(
+                "COPY timers_copy (timer_id, item_key, stage_entry_id, rule_id, rule_version,"
+                " event_id, issued_at, due_at, action) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "text", "text", "text", "text", "text",
+                                "timestamptz", "timestamptz", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+            elapsed += time.perf_counter() - started
+        return count / elapsed
+
+
+def bare_fire_rate(url: str, burst: int, due: datetime) -> float:
+    """The ceiling: claim 1,000 FOR UPDATE SKIP LOCKED, mark fired, commit; no Kafka."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO timers_copy SELECT timer_id || '-bare', item_key, stage_entry_id,"
+            " rule_id, rule_version, event_id, issued_at, %s, action, 'pending'"
+            " FROM timers WHERE timer_id LIKE 'burst-%%'", (due,))
+        conn.execute("VACUUM ANALYZE timers_copy")
+        started, fired = time.perf_counter(), 0
+        while True:
+            with conn.transaction():
+                ids = [r[0] for r in conn.execute(
+                    "SELECT timer_id FROM timers_copy WHERE status = 'pending' AND due_at <= %s"
+                    " ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED", (due,))]
+                if not ids:
+                    break
+                conn.execute("UPDATE timers_copy SET status = 'fired', fired_at = now()"
+                             " WHERE timer_id = ANY(%s)", (ids,))
+                fired += len(ids)
+        assert fired == burst, fired
+        return burst / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 timers instead of 1M")
+    parser.add_argument("--timers", type=int)
+    parser.add_argument("--burst", type=int, help="timers due at once (default: 10%%)")
+    parser.add_argument("--batch", type=int, default=None, help="ingest batch size")
+    args = parser.parse_args()
+    total = args.timers or (100_000 if args.quick else 1_000_000)
+    burst = min(args.burst or total // 10, total - 1)
+    settings = Settings()
+    size = args.batch or settings.batch_size
+    if settings.database_url is None:
+        raise SystemExit("set CRM_AUTOMATION_DATABASE_URL")
+    server_url = settings.database_url.get_secret_value()
+    name = f"bench_sched_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    try:
+        result = run(settings, url, total, burst, size)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    report(result, args)
+
+
+def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict[str, Any]:
+    db.migrate(url)
+    metrics = SchedulerMetrics.create(CollectorRegistry())
+    clock = SystemClock()
+    publisher: Any = DroppingPublisher()
+    kafka = settings.kafka_bootstrap_servers is not None
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    if kafka:
+        bench_settings = settings.model_copy(update={"topic_prefix": prefix, "partitions": 6})
+        topics.create_topics(AdminClient(kafka_clients.admin_config(bench_settings)),
+                             bench_settings)
+        publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
+
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(url, autocommit=True)
+
+    fire = FireLoop(connect, publisher, clock, metrics,
+                    actions_topic=f"{prefix}{topics.ACTIONS}",
+                    executions_topic=f"{prefix}{topics.EXECUTIONS}", batch_size=1000)
+    ingest = IngestLoop(connect, publisher, clock, metrics,
+                        executions_topic=f"{prefix}{topics.EXECUTIONS}",
+                        dlq_topic=f"{prefix}{topics.DLQ}", on_due=fire.notify_due)
+    out: dict[str, Any] = {"timers": total, "burst": burst, "ingest_batch": size,
+                           "publisher": "kafka" if kafka else "none (records dropped)"}
+    rss_marks: list[float] = []
+    far = total - burst
+    print(f"ingesting {far:,} far-future timers in batches of {size} ...", flush=True)
+    out["ingest_rate"] = ingest_rate(ingest, far, size, "far", far_due, rss_marks)
+    out["rss_mb_after_10pct"], out["rss_mb_after_ingest"] = rss_marks[0], rss_marks[-1]
+    print("plain COPY of the same rows ...", flush=True)
+    out["copy_rate"] = copy_rate(url, far, size, "far")
+    out["ingest_vs_copy"] = out["ingest_rate"] / out["copy_rate"]
+
+    # The burst: due together, a few seconds after it is stored (estimated from the rate).
+    due = datetime.now(UTC) + timedelta(seconds=3 + 1.5 * burst / out["ingest_rate"])
+    print(f"ingesting {burst:,} timers due at once at {due.isoformat()} ...", flush=True)
+    ingest_rate(ingest, burst, size, "burst", lambda _i: due)
+    with connect() as conn:
+        conn.execute("VACUUM ANALYZE timers")
+        sizes = conn.execute(
+            "SELECT pg_total_relation_size('timers'), pg_relation_size('timers'),"
+            " pg_indexes_size('timers'), count(*) FROM timers WHERE status = 'pending'"
+        ).fetchone()
+    assert sizes is not None
+    out["table_total_mb"], out["table_heap_mb"], out["indexes_mb"] = (
+        sizes[0] / 2**20, sizes[1] / 2**20, sizes[2] / 2**20)
+    out["pending_before_burst"] = sizes[3]
+    stop = threading.Event()
+    runner = threading.Thread(target=fire.run, args=(stop,))
+    runner.start()
+    with connect() as conn:
+        while True:
+            row = conn.execute("SELECT count(*) FROM timers WHERE status = 'fired'").fetchone()
+            if row is not None and row[0] >= burst:
+                break
+            time.sleep(0.2)
+        stop.set()
+        fire.interrupt()
+        runner.join()
+        stats = conn.execute(
+            "SELECT extract(epoch FROM max(fired_at) - %s),"
+            " percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP"
+            " (ORDER BY extract(epoch FROM fired_at - due_at)), count(*)"
+            " FROM timers WHERE status = 'fired'", (due,)).fetchone()
+    assert stats is not None and stats[2] == burst, stats
+    out["fire_rate"] = burst / float(stats[0])
+    out["lag_p50_s"], out["lag_p99_s"] = (float(x) for x in stats[1])
+    out["rss_mb_peak"] = rss_mb()
+    print("bare SQL claim/mark/commit loop ...", flush=True)
+    out["bare_fire_rate"] = bare_fire_rate(url, burst, due)
+    out["fire_vs_bare"] = out["fire_rate"] / out["bare_fire_rate"]
+    fire.close()
+    ingest.close()
+    if kafka:
+        publisher.close()
+    return out
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> None:
+    rows = [
+        ("pending timers loaded", f"{r['timers']:,} (burst {r['burst']:,})", ""),
+        ("ingest (scheduler path)", f"{r['ingest_rate']:,.0f} timers/s",
+         f"{r['ingest_vs_copy']:.2f} x plain COPY ({r['copy_rate']:,.0f}/s)"),
+        ("firing, burst due at once", f"{r['fire_rate']:,.0f} timers/s",
+         f"{r['fire_vs_bare']:.2f} x bare SQL loop ({r['bare_fire_rate']:,.0f}/s)"),
+        ("firing lag p50 / p99", f"{r['lag_p50_s']:.2f} s / {r['lag_p99_s']:.2f} s",
+         "due -> confirmed (burst drains)"),
+        ("peak RSS", f"{r['rss_mb_peak']:.0f} MB",
+         f"{r['rss_mb_after_10pct']:.0f} MB at 10% ingest, {r['rss_mb_after_ingest']:.0f} at 100%"),
+        ("timers table + indexes", f"{r['table_total_mb']:.0f} MB",
+         f"heap {r['table_heap_mb']:.0f} MB, indexes {r['indexes_mb']:.0f} MB"),
+        ("publisher", r["publisher"], f"ingest batch {r['ingest_batch']}"),
+    ]
+    for label, value, note in rows:
+        print(f"{label:<28} {value:<26} {note}")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"scheduler-{'quick' if args.quick else 'full'}-{stamp}.json"
+    r = {**r, "command": vars(args), "machine": platform.platform(), "at": stamp}
+    path.write_text(json.dumps(r, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""`crm-automation scheduler` as a process on the real stack, with the real clock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter as Tally
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from automation_core.model import Action
+from crm_automation import codec, db, kafka_clients, topics
+from crm_automation.settings import Settings
+from sinks import postgres_process
+from sinks.metrics import SinkMetrics
+from tests.integration.test_scheduler_timers import schedule
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).with_name("crm-automation"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
+    """The stack under this test's own topic prefix and its own fresh database."""
+    name = f"sched_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(stack.database_url, dbname=name)
+    db.migrate(url)
+    s: Settings = stack.settings.model_copy(update={
+        "topic_prefix": f"test-{uuid.uuid4().hex[:8]}.", "partitions": 3,
+        "database_url": SecretStr(url), "home": tmp_path, "scheduler_metrics_port": free_port(),
+    })
+    topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
+    yield s
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def start_scheduler(s: Settings, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
+        "CRM_AUTOMATION_DATABASE_URL": s.database_url.get_secret_value() if s.database_url else "",
+        "CRM_AUTOMATION_TOPIC_PREFIX": s.topic_prefix,
+        "CRM_AUTOMATION_HOME": str(tmp_path),
+        "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(s.scheduler_metrics_port),
+        **extra,
+    }
+    log = open(tmp_path / f"scheduler-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
+    try:
+        return subprocess.Popen([CLI, "scheduler"], env=env, stdout=log, stderr=log)
+    finally:
+        log.close()
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    return process.wait(timeout=30)
+
+
+def now_ms() -> datetime:
+    """Now, at the wire format's millisecond precision."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def send_timers(s: Settings, *commands: Any) -> None:
+    producer = Producer(kafka_clients.producer_config(s))
+    for command in commands:
+        producer.produce(s.topic(topics.TIMERS), key=command.item_key.encode(),
+                         value=codec.encode(command))
+    kafka_clients.flush_or_raise(producer)
+
+
+class TopicReader:
+    """Reads a topic from the beginning; `until` polls with a deadline."""
+
+    def __init__(self, s: Settings, topic: str) -> None:
+        self._consumer = Consumer(kafka_clients.consumer_config(
+            s, f"test-reader-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_uncommitted"}))
+        self._consumer.subscribe([s.topic(topic)])
+        self.messages: list[tuple[float, Any]] = []
+
+    def until(self, count: int, timeout: float) -> list[tuple[float, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.messages)} of {count} messages in {timeout}s")
+            message = self._consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                self.messages.append((time.time(), message))
+        return self.messages
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def scrape(s: Settings) -> str:
+    url = f"http://127.0.0.1:{s.scheduler_metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local http)
+        return str(response.read().decode())
+
+
+def test_a_five_second_delayed_action_is_produced_within_one_second_after_its_due_time(
+    settings: Settings, tmp_path: Path
+) -> None:
+    reader = TopicReader(settings, topics.ACTIONS)
+    scheduler = start_scheduler(settings, tmp_path)
+    try:
+        now = now_ms()
+        due = now + timedelta(seconds=5)
+        command = schedule("a-5s", issued_at=now, due_at=due)
+        send_timers(settings, command)
+        [(received_at, message)] = reader.until(1, timeout=30)
+        assert codec.decode_as(message.value(), Action) == command.action
+        assert message.key() == b"DEAL:1"
+        _kind, produced_ms = message.timestamp()
+        assert produced_ms >= int(due.timestamp() * 1000), "fired before its due time"
+        assert received_at - due.timestamp() < 1.0
+        # The metrics follow the commit, which follows the confirmed produce.
+        deadline = time.monotonic() + 10
+        while "crm_automation_timers_fired_total 1.0" not in (metrics := scrape(settings)):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.05)
+        assert "crm_automation_timers_scheduled_total 1.0" in metrics
+    finally:
+        reader.close()
+        exit_code = stop_process(scheduler)
+    assert exit_code == 0, "SIGTERM should finish the batch and exit cleanly"
+
+
+def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_the_sink_writes_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    n = 20
+    reader = TopicReader(settings, topics.ACTIONS)
+    now = now_ms()
+    commands = [schedule(f"a-kill-{i}", item=f"DEAL:{i}", issued_at=now,
+                         due_at=now + timedelta(seconds=1)) for i in range(n)]
+    paused = start_scheduler(
+        settings, tmp_path, CRM_AUTOMATION_SCHEDULER_PAUSE_BEFORE_COMMIT_SECONDS="120")
+    try:
+        send_timers(settings, *commands)
+        reader.until(n, timeout=30)  # confirmed on the topic; the commit is pending
+    finally:
+        stop_process(paused, signal.SIGKILL)
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
+    with psycopg.connect(url) as conn:
+        statuses = dict(conn.execute(
+            "SELECT status, count(*) FROM timers GROUP BY status").fetchall())
+    assert statuses == {"pending": n}
+
+    restarted = start_scheduler(settings, tmp_path)
+    stop = threading.Event()
+    sink = threading.Thread(target=postgres_process.run, args=(
+        settings, SinkMetrics.create(CollectorRegistry()), stop))
+    sink.start()
+    try:
+        reader.until(2 * n, timeout=30)
+        deadline = time.monotonic() + 30
+        with psycopg.connect(url, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM leads").fetchone() != (n,):
+                assert time.monotonic() < deadline, "sink did not write every lead"
+                time.sleep(0.1)
+            leads = Tally(r[0] for r in conn.execute("SELECT action_id FROM leads"))
+            fired = conn.execute("SELECT count(*) FROM timers WHERE status = 'fired'").fetchone()
+    finally:
+        stop.set()
+        sink.join()
+        reader.close()
+        assert stop_process(restarted) == 0
+    sent = Tally(codec.decode_as(m.value(), Action).action_id for _t, m in reader.messages)
+    assert set(sent) == {c.action.action_id for c in commands if c.action}
+    assert min(sent.values()) >= 1  # at least once on the topic (here: twice)
+    assert leads == {a: 1 for a in sent}  # exactly once in Postgres
+    assert fired == (n,)
