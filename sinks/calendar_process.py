@@ -1,0 +1,246 @@
+"""`crm-automation sink calendar`: planned activities into CalDAV calendars.
+
+Offsets are committed to Kafka only after the batch's calendar writes, its executions
+and its dead letters are confirmed; a redelivered batch is harmless (every write is
+idempotent). During an outage the consumer pauses its partitions and keeps polling, so
+it stays in the group while the batch is retried with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from automation_core.model import Action, ActionMode, PlanActivity
+from crm_automation import codec, kafka_clients, topics
+from crm_automation.clock import Clock, SystemClock
+from crm_automation.dlq import DeadLetter
+from crm_automation.settings import Settings
+from sinks.caldav_client import CalDAVClient, CalDAVUnavailable
+from sinks.calendar_events import Addressing
+from sinks.calendar_store import PostgresEventLog, StoreUnavailable
+from sinks.calendar_writer import BatchOutcome, CalendarWriter
+from sinks.metrics import SinkMetrics
+
+logger = logging.getLogger(__name__)
+
+GROUP = "crm-automation-sink-calendar"
+SINK = "calendar"
+PROCESS = "sink_calendar"
+_FIRST_BACKOFF = 0.2
+_MAX_BACKOFF = 30.0
+
+
+def build_writer(settings: Settings, clock: Clock) -> CalendarWriter:
+    """The writer for the configured CalDAV server and database (connects lazily)."""
+    if not settings.caldav_url:
+        raise RuntimeError("no CalDAV server configured: set CRM_AUTOMATION_CALDAV_URL")
+    if settings.database_url is None:
+        raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
+    password = settings.caldav_password.get_secret_value() if settings.caldav_password else None
+    calendars = CalDAVClient(
+        settings.caldav_url, timeout=settings.caldav_timeout_seconds,
+        username=settings.caldav_username, password=password,
+        max_connections=settings.caldav_concurrency,
+    )
+    return CalendarWriter(
+        calendars, PostgresEventLog(settings.database_url.get_secret_value()), clock,
+        addressing=Addressing(settings.calendar_user_domain, settings.calendar_room_domain),
+        concurrency=settings.caldav_concurrency,
+    )
+
+
+def run(
+    settings: Settings,
+    metrics: SinkMetrics,
+    stop: threading.Event,
+    *,
+    writer: CalendarWriter | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Consume `automation.actions` until `stop` is set."""
+    clock = clock or SystemClock()
+    writer = writer or build_writer(settings, clock)
+    consumer = Consumer(kafka_clients.consumer_config(settings, GROUP))
+    consumer.subscribe([settings.topic(topics.ACTIONS)])
+    producer = Producer(kafka_clients.producer_config(settings))
+    logger.info("calendar sink started group=%s", GROUP)
+    try:
+        while not stop.is_set():
+            messages = _poll_batch(consumer, settings.batch_size)
+            if not messages:
+                continue
+            actions, positions, dead = [], [], []
+            for message in messages:
+                try:
+                    record = codec.decode(message.value() or b"")
+                except codec.InvalidMessage as exc:
+                    dead.append(_dead_letter(message, "InvalidMessage", exc.reason, str(exc)))
+                    continue
+                if not isinstance(record, Action):
+                    dead.append(_dead_letter(
+                        message, "InvalidMessage", "unexpected_record", type(record).__name__
+                    ))
+                    continue
+                actions.append(record)
+                positions.append(message)
+            outcome = _write_with_retry(writer, actions, consumer, metrics, stop)
+            if outcome is None:
+                break  # stopping mid-outage: nothing committed, the batch is read again
+            for index, error in outcome.rejected.items():
+                letter = _dead_letter(positions[index], "CalDAVRejected", error.reason, str(error))
+                dead.append(letter)
+            _publish(producer, settings, outcome, dead, metrics)
+            _commit(consumer, messages)
+            _observe(outcome, actions, clock.now(), metrics)
+    finally:
+        consumer.close()
+        producer.flush(10)
+        writer.close()
+
+
+def _write_with_retry(
+    writer: CalendarWriter,
+    actions: list[Action],
+    consumer: Consumer,
+    metrics: SinkMetrics,
+    stop: threading.Event,
+) -> BatchOutcome | None:
+    """Write until it succeeds (None if stopped first); partitions paused meanwhile."""
+    backoff, paused = _FIRST_BACKOFF, False
+    try:
+        while True:
+            try:
+                with metrics.batch_seconds.labels(SINK).time():
+                    return writer.write(actions)
+            except (CalDAVUnavailable, StoreUnavailable) as exc:
+                metrics.retries.labels(SINK).inc()
+                logger.warning(
+                    "calendar batch failed, retrying in %.1fs error=%s: %s",
+                    backoff, type(exc).__name__, exc,
+                )
+                if not paused:
+                    consumer.pause(consumer.assignment())
+                    paused = True
+                if _idle(consumer, backoff, stop):
+                    return None
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+    finally:
+        if paused:
+            consumer.resume(consumer.assignment())
+
+
+def _idle(consumer: Consumer, seconds: float, stop: threading.Event) -> bool:
+    """Poll a paused consumer for `seconds` (keeps group membership); True if stopped.
+
+    A message can still arrive (prefetched, or from a partition assigned during the
+    pause): it is not processed now; seeking back makes it come again after the resume.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        message = consumer.poll(min(remaining, 0.5))
+        if message is not None and message.error() is None:
+            tp = TopicPartition(*_position(message))
+            consumer.seek(tp)
+            consumer.pause([tp])
+    return True
+
+
+def _poll_batch(consumer: Consumer, max_messages: int) -> list[Message]:
+    batch = []
+    for message in consumer.consume(max_messages, 0.2):
+        error = message.error()
+        if error is None:
+            batch.append(message)
+        elif error.code() == KafkaError._PARTITION_EOF:
+            continue
+        elif error.fatal():
+            raise RuntimeError(f"fatal consumer error: {error}")
+        else:
+            logger.warning("consumer error code=%s", error.code())
+    return batch
+
+
+def _publish(
+    producer: Producer,
+    settings: Settings,
+    outcome: BatchOutcome,
+    dead: list[DeadLetter],
+    metrics: SinkMetrics,
+) -> None:
+    """Produce room clashes and dead letters; confirmed before any offset moves past them."""
+    if not outcome.executions and not dead:
+        return
+    for execution in outcome.executions:
+        producer.produce(
+            settings.topic(topics.EXECUTIONS), key=execution.item_key.encode(),
+            value=codec.encode(execution),
+        )
+    for letter in dead:
+        producer.produce(
+            settings.topic(topics.DLQ), key=letter.key, value=letter.value,
+            headers=list(letter.headers()),
+        )
+        metrics.dlq.labels(PROCESS, letter.reason).inc()
+        logger.warning(
+            "dead letter topic=%s partition=%s offset=%s reason=%s",
+            letter.source_topic, letter.source_partition, letter.source_offset, letter.reason,
+        )
+    kafka_clients.flush_or_raise(producer)
+
+
+def _commit(consumer: Consumer, messages: list[Message]) -> None:
+    next_offsets: dict[tuple[str, int], int] = {}
+    for message in messages:
+        topic, partition, offset = _position(message)
+        key = (topic, partition)
+        next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+            asynchronous=False,
+        )
+    except KafkaException as exc:
+        # Lost the partitions in a rebalance (e.g. during a long outage): the new owner
+        # re-reads from the last commit, and rewriting is harmless.
+        logger.warning("offset commit failed, batch will be redelivered: %s", exc)
+
+
+def _observe(
+    outcome: BatchOutcome, actions: list[Action], now: datetime, metrics: SinkMetrics
+) -> None:
+    for (kind, result), count in outcome.writes.items():
+        metrics.writes.labels(SINK, kind, result).inc(count)
+    for action in actions:
+        if not (isinstance(action.payload, PlanActivity) and action.payload.add_to_calendar):
+            continue
+        # A timer's latency starts at its due time, not at the event months before.
+        start = action.due_at if action.mode == ActionMode.DELAYED and action.due_at else None
+        start = start or action.occurred_at
+        metrics.end_to_end.labels(SINK, action.mode.value).observe(
+            max(0.0, (now - start).total_seconds())
+        )
+
+
+def _position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition, offset of a consumed (non-error) message: never None there."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise RuntimeError("consumed message without a position")
+    return topic, partition, offset
+
+
+def _dead_letter(message: Message, error_class: str, reason: str, text: str) -> DeadLetter:
+    topic, partition, offset = _position(message)
+    return DeadLetter(
+        key=message.key(), value=message.value(), source_topic=topic,
+        source_partition=partition, source_offset=offset,
+        error_class=error_class, reason=reason, message=text,
+    )

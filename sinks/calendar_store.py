@@ -1,0 +1,171 @@
+"""The calendar sink's log in Postgres: events written per stage entry, completions seen."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+
+Entry = tuple[str, str]
+"""(item_key, stage_entry_id): one stay of an item in a stage."""
+
+
+class StoreUnavailable(Exception):
+    """Postgres is unreachable or the connection broke: retry later."""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    href: str
+    action_id: str
+    item_key: str
+    stage_entry_id: str
+    stage_id: str
+    calendar: str  # "user" | "room"
+    principal: str
+    complete_on_stage_exit: bool
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    action_id: str
+    item_key: str
+    stage_entry_id: str
+    stage_id: str
+    completed_at: datetime
+
+
+class EventLog(Protocol):
+    """Where the sink remembers its events and completions; every write is idempotent."""
+
+    def record_completions(self, completions: Sequence[CompletionRecord]) -> None: ...
+
+    def completions_for(self, entries: Collection[Entry]) -> dict[Entry, datetime]:
+        """The earliest completion time of each of `entries` that was left."""
+        ...
+
+    def open_events(self, entries: Collection[Entry]) -> list[EventRecord]:
+        """Events of `entries` to be completed on stage exit and not completed yet."""
+        ...
+
+    def record_events(self, events: Sequence[EventRecord]) -> None: ...
+
+    def mark_completed(self, completed: Sequence[tuple[str, datetime]]) -> None:
+        """Mark events (by href) completed at the given time."""
+        ...
+
+
+_EVENT_COLUMNS = (
+    "href, action_id, item_key, stage_entry_id, stage_id, calendar, principal, "
+    "complete_on_stage_exit, completed_at"
+)
+
+
+class PostgresEventLog:
+    """`EventLog` on the `calendar_events` and `calendar_completions` tables (migration 3).
+
+    Connects lazily and reconnects after a failure; every call is one transaction.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._conn: psycopg.Connection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def record_completions(self, completions: Sequence[CompletionRecord]) -> None:
+        if not completions:
+            return
+        self._executemany(
+            "INSERT INTO calendar_completions"
+            " (action_id, item_key, stage_entry_id, stage_id, completed_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (action_id) DO NOTHING",
+            [(c.action_id, c.item_key, c.stage_entry_id, c.stage_id, c.completed_at)
+             for c in completions],
+        )
+
+    def completions_for(self, entries: Collection[Entry]) -> dict[Entry, datetime]:
+        if not entries:
+            return {}
+        rows = self._query(
+            "SELECT c.item_key, c.stage_entry_id, min(c.completed_at)"
+            "  FROM calendar_completions c"
+            "  JOIN unnest(%s::text[], %s::text[]) AS e(item_key, stage_entry_id)"
+            "    ON c.item_key = e.item_key AND c.stage_entry_id = e.stage_entry_id"
+            " GROUP BY c.item_key, c.stage_entry_id",
+            _columns(entries),
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    def open_events(self, entries: Collection[Entry]) -> list[EventRecord]:
+        if not entries:
+            return []
+        rows = self._query(
+            "SELECT c.href, c.action_id, c.item_key, c.stage_entry_id, c.stage_id, c.calendar,"
+            "       c.principal, c.complete_on_stage_exit, c.completed_at"
+            "  FROM calendar_events c"
+            "  JOIN unnest(%s::text[], %s::text[]) AS e(item_key, stage_entry_id)"
+            "    ON c.item_key = e.item_key AND c.stage_entry_id = e.stage_entry_id"
+            " WHERE c.completed_at IS NULL AND c.complete_on_stage_exit"
+            " ORDER BY c.href",
+            _columns(entries),
+        )
+        return [EventRecord(*row) for row in rows]
+
+    def record_events(self, events: Sequence[EventRecord]) -> None:
+        if not events:
+            return
+        # A replay must not reopen a completed event: keep the earliest completion.
+        self._executemany(
+            f"INSERT INTO calendar_events ({_EVENT_COLUMNS})"  # noqa: S608
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (href) DO UPDATE SET completed_at ="
+            "   coalesce(calendar_events.completed_at, excluded.completed_at)",
+            [(e.href, e.action_id, e.item_key, e.stage_entry_id, e.stage_id, e.calendar,
+              e.principal, e.complete_on_stage_exit, e.completed_at) for e in events],
+        )
+
+    def mark_completed(self, completed: Sequence[tuple[str, datetime]]) -> None:
+        if not completed:
+            return
+        self._executemany(
+            "UPDATE calendar_events SET completed_at = %s"
+            " WHERE href = %s AND completed_at IS NULL",
+            [(at, href) for href, at in completed],
+        )
+
+    def _query(self, sql: str, params: tuple[list[str], list[str]]) -> list[tuple[Any, ...]]:
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(sql.encode(), params)
+                return list(cur.fetchall())
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(sql.encode(), rows)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url, autocommit=True)
+        return self._conn
+
+
+def _columns(entries: Collection[Entry]) -> tuple[list[str], list[str]]:
+    ordered = sorted(set(entries))
+    return [e[0] for e in ordered], [e[1] for e in ordered]
