@@ -15,6 +15,10 @@ def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("crm-automation"))
 
 
+def _default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("crm-automation"))
+
+
 class Settings(BaseSettings):
     """Frozen settings; load once in `main` and pass down. Nothing else reads os.environ."""
 
@@ -33,6 +37,10 @@ class Settings(BaseSettings):
     postgres_port: int = 0
     caldav_port: int = 0
     kafka_version: str = "4.1.1"
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    """Downloaded Kafka jars; outside `home` so every home (e.g. a test's) reuses them."""
+    kafka_java_opts: str = "-Xms128m -Xmx512m"
+    """JVM options of the local broker (heap kept modest: the machine is shared)."""
 
     # Topics.
     topic_prefix: str = ""
@@ -56,6 +64,17 @@ class Settings(BaseSettings):
     """Fault-injection hook for tests: pause after the actions are confirmed, before the
     fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
     log_json: bool = False
+
+    # Calendar sink (CalDAV). Without a username each request authenticates as the
+    # calendar's owner (the user or room id), as Radicale keys collections by user.
+    caldav_username: str | None = None
+    caldav_password: SecretStr | None = None
+    caldav_timeout_seconds: float = 10.0
+    caldav_concurrency: int = 8
+    """Items written in parallel per batch (one item's actions stay in order)."""
+    calendar_user_domain: str = "users.invalid"
+    """Attendee addresses of CRM users: mailto:<user id>@<this domain>."""
+    calendar_room_domain: str = "rooms.invalid"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
