@@ -61,14 +61,15 @@ def run(
     *,
     writer: CalendarWriter | None = None,
     clock: Clock | None = None,
+    group: str = GROUP,
 ) -> None:
-    """Consume `automation.actions` until `stop` is set."""
+    """Consume `automation.actions` until `stop` is set (`group`: for replays in tests)."""
     clock = clock or SystemClock()
     writer = writer or build_writer(settings, clock)
-    consumer = Consumer(kafka_clients.consumer_config(settings, GROUP))
+    consumer = Consumer(kafka_clients.consumer_config(settings, group))
     consumer.subscribe([settings.topic(topics.ACTIONS)])
     producer = Producer(kafka_clients.producer_config(settings))
-    logger.info("calendar sink started group=%s", GROUP)
+    logger.info("calendar sink started group=%s", group)
     try:
         while not stop.is_set():
             messages = _poll_batch(consumer, settings.batch_size)

@@ -58,6 +58,8 @@ class EventLog(Protocol):
         """Mark events (by href) completed at the given time."""
         ...
 
+    def close(self) -> None: ...
+
 
 _EVENT_COLUMNS = (
     "href, action_id, item_key, stage_entry_id, stage_id, calendar, principal, "

@@ -80,6 +80,8 @@ class CalendarWriter:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._calendars.close()
+        self._log.close()
 
     def write(self, actions: Sequence[Action]) -> BatchOutcome:
         """Apply the calendar part of `actions`; raises CalDAVUnavailable/StoreUnavailable."""
