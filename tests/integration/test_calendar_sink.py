@@ -155,7 +155,11 @@ class Radicale:
             [sys.executable, "-m", "radicale", "--config", str(self.config)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_for(self.answers, 30, what="Radicale to answer")
+        try:
+            wait_for(self.answers, 30, what="Radicale to answer")
+        except BaseException:
+            self.stop()
+            raise
 
     def answers(self) -> bool:
         try:
