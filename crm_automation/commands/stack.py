@@ -29,7 +29,7 @@ def up() -> None:
 
             reports = stack.up(progress)
     except StackError as exc:
-        console.print(f"[red]stack up failed:[/red] {exc}", highlight=False)
+        console.print(f"[red]stack up failed:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     for report in reports:
         typer.echo(f"{report.name:<9} {report.outcome:<8} {report.seconds:6.1f}s  {report.address}")
@@ -43,7 +43,7 @@ def down() -> None:
     try:
         stopped = stack.down()
     except StackError as exc:
-        console.print(f"[red]stack down failed:[/red] {exc}", highlight=False)
+        console.print(f"[red]stack down failed:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

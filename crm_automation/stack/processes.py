@@ -50,7 +50,10 @@ class PortBook:
             return configured
         ports = self._read()
         if name not in ports:
-            ports[name] = free_port()
+            port = free_port()
+            while port in ports.values():  # two quick picks may coincide
+                port = free_port()
+            ports[name] = port
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(ports, indent=2, sort_keys=True))
