@@ -8,7 +8,7 @@ import time
 import typer
 from rich.console import Console
 
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import configured_settings as settings
 from crm_automation.stack import Stack, StackError, StackStatus
 
 app = typer.Typer(no_args_is_help=True, help="Start, stop and check the local services.")
