@@ -140,6 +140,7 @@ def _clients(spec: PlanActivitySpec, event: StageChanged) -> tuple[Client, ...]:
     ]
     if spec.clients == "first":
         return tuple(contacts[:1])
-    company = [] if item.company is None else [Client(item.company.id, "company",
-                                                      item.company.title)]
+    company = (
+        [] if item.company is None else [Client(item.company.id, "company", item.company.title)]
+    )
     return (*contacts, *company)

@@ -80,9 +80,9 @@ class RuleIndex:
     invalid: tuple[str, ...] = ()
     """Ids of rules whose spec could not be parsed (left out of the index)."""
 
-    def rules_for(self, entity_type: str, pipeline_id: str, stage_id: str) -> tuple[
-        CompiledRule, ...
-    ]:
+    def rules_for(
+        self, entity_type: str, pipeline_id: str, stage_id: str
+    ) -> tuple[CompiledRule, ...]:
         return self.by_trigger.get((entity_type, pipeline_id, stage_id), ())
 
 
@@ -99,8 +99,9 @@ def rule_index_from(rules: Iterable[Rule], previous: RuleIndex | None = None) ->
             try:
                 compiled = rule_from_spec(rule)
             except InvalidRuleSpec:
-                logger.error("rule left out of the index rule_id=%s version=%s",
-                             rule.id, rule.version)
+                logger.error(
+                    "rule left out of the index rule_id=%s version=%s", rule.id, rule.version
+                )
                 invalid.append(rule.id)
                 continue
         by_id[rule.id] = compiled
@@ -130,19 +131,27 @@ def evaluate(
         return Decision("duplicate")
     if state is not None and event.occurred_at < state.last_occurred_at:
         stale = Execution(
-            rule_id="", item_key=event.key, event_id=event.event_id,
-            status=ExecutionStatus.STALE, recorded_at=event.occurred_at,
+            rule_id="",
+            item_key=event.key,
+            event_id=event.event_id,
+            status=ExecutionStatus.STALE,
+            recorded_at=event.occurred_at,
             reason="stale: older than the last applied event of this item",
         )
         return Decision("stale", executions=(stale,))
     window = (*(state.recent_event_ids if state else ()), event.event_id)[-SEEN_EVENTS_WINDOW:]
     last = event.occurred_at if state is None else max(state.last_occurred_at, event.occurred_at)
     if state is not None and (state.pipeline_id, state.stage_id) == (
-        event.pipeline_id, event.stage_id
+        event.pipeline_id,
+        event.stage_id,
     ):
         # Not an entry: the item was already in this stage (e.g. a field update).
-        return Decision("processed", new_state=ItemState(
-            state.pipeline_id, state.stage_id, state.stage_entry_id, last, window))
+        return Decision(
+            "processed",
+            new_state=ItemState(
+                state.pipeline_id, state.stage_id, state.stage_entry_id, last, window
+            ),
+        )
     cancels, completions = _leave(event, state)
     actions: list[Action] = []
     timers: list[TimerCommand] = []
@@ -176,13 +185,19 @@ def _leave(
     if state is None:
         return (), ()
     cancel = TimerCommand(
-        kind=TimerCommandKind.CANCEL_STAGE_ENTRY, issued_at=event.occurred_at,
-        item_key=event.key, stage_entry_id=state.stage_entry_id,
+        kind=TimerCommandKind.CANCEL_STAGE_ENTRY,
+        issued_at=event.occurred_at,
+        item_key=event.key,
+        stage_entry_id=state.stage_entry_id,
     )
     complete = Action(
         action_id=ids.completion_id(event.event_id, state.stage_entry_id),
-        rule_id="", rule_version="", item_key=event.key, event_id=event.event_id,
-        stage_entry_id=state.stage_entry_id, occurred_at=event.occurred_at,
+        rule_id="",
+        rule_version="",
+        item_key=event.key,
+        event_id=event.event_id,
+        stage_entry_id=state.stage_entry_id,
+        occurred_at=event.occurred_at,
         mode=ActionMode.IMMEDIATE,
         payload=CompleteActivities(stage_id=state.stage_id, completed_at=event.occurred_at),
     )
@@ -201,20 +216,30 @@ def _run_rule(compiled: CompiledRule, event: StageChanged, floor: datetime) -> _
     rule, spec = compiled.rule, compiled.spec
     action_id = ids.action_id(event.event_id, rule.id, rule.version, 0)
 
-    def record(status: ExecutionStatus, reason: str | None = None,
-               due_at: datetime | None = None) -> Execution:
+    def record(
+        status: ExecutionStatus, reason: str | None = None, due_at: datetime | None = None
+    ) -> Execution:
         return Execution(
-            rule_id=rule.id, item_key=event.key, event_id=event.event_id, status=status,
-            recorded_at=event.occurred_at, action_id=action_id, rule_version=rule.version,
-            due_at=due_at, reason=reason,
+            rule_id=rule.id,
+            item_key=event.key,
+            event_id=event.event_id,
+            status=status,
+            recorded_at=event.occurred_at,
+            action_id=action_id,
+            rule_version=rule.version,
+            due_at=due_at,
+            reason=reason,
         )
 
     condition = evaluate_condition(spec.condition, event)
     if not condition.matched:
         return _RuleResult(record(ExecutionStatus.SKIPPED, condition.reason), None, floor)
     try:
-        due = event.occurred_at if spec.when is None else compute_due(spec.when, event.occurred_at,
-                                                                       event)
+        due = (
+            event.occurred_at
+            if spec.when is None
+            else compute_due(spec.when, event.occurred_at, event)
+        )
     except TimingError as exc:
         return _RuleResult(record(ExecutionStatus.FAILED, exc.reason), None, floor)
     if floor > due:
@@ -228,9 +253,15 @@ def _run_rule(compiled: CompiledRule, event: StageChanged, floor: datetime) -> _
     except ActionFailed as exc:
         return _RuleResult(record(ExecutionStatus.FAILED, exc.reason), None, floor)
     action = Action(
-        action_id=action_id, rule_id=rule.id, rule_version=rule.version, item_key=event.key,
-        event_id=event.event_id, stage_entry_id=event.event_id, occurred_at=event.occurred_at,
-        mode=ActionMode.IMMEDIATE if immediate else ActionMode.DELAYED, payload=payload,
+        action_id=action_id,
+        rule_id=rule.id,
+        rule_version=rule.version,
+        item_key=event.key,
+        event_id=event.event_id,
+        stage_entry_id=event.event_id,
+        occurred_at=event.occurred_at,
+        mode=ActionMode.IMMEDIATE if immediate else ActionMode.DELAYED,
+        payload=payload,
         due_at=None if immediate else runs_at,
     )
     if immediate:
@@ -242,9 +273,13 @@ def _schedule(compiled: CompiledRule, event: StageChanged, action: Action) -> Ti
     # A rule that opts out of cancellation is scheduled without a stage entry, so the
     # stage-entry cancel for the stage it was created in does not reach it.
     return TimerCommand(
-        kind=TimerCommandKind.SCHEDULE, issued_at=event.occurred_at, item_key=event.key,
+        kind=TimerCommandKind.SCHEDULE,
+        issued_at=event.occurred_at,
+        item_key=event.key,
         stage_entry_id=event.event_id if compiled.spec.cancel_on_stage_exit else None,
-        rule_id=compiled.rule.id, due_at=action.due_at, action=action,
+        rule_id=compiled.rule.id,
+        due_at=action.due_at,
+        action=action,
     )
 
 

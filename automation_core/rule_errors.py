@@ -21,9 +21,10 @@ class RulesInvalid(ValueError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
-        super().__init__(f"{len(problems)} problem(s) in the rules file: " + "; ".join(
-            str(p) for p in problems[:5]
-        ))
+        super().__init__(
+            f"{len(problems)} problem(s) in the rules file: "
+            + "; ".join(str(p) for p in problems[:5])
+        )
 
 
 class InvalidRuleSpec(ValueError):

@@ -123,12 +123,20 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def rule_version(rule_id: str, entity_type: str, pipeline_id: str, stage_id: str,
-                 enabled: bool, position: int, after_previous: bool,
-                 spec: dict[str, Any]) -> str:
+def rule_version(
+    rule_id: str,
+    entity_type: str,
+    pipeline_id: str,
+    stage_id: str,
+    enabled: bool,
+    position: int,
+    after_previous: bool,
+    spec: dict[str, Any],
+) -> str:
     """A content hash over everything that defines the rule: changes whenever it changes."""
-    content = canonical_json([rule_id, entity_type, pipeline_id, stage_id, enabled, position,
-                              after_previous, spec])
+    content = canonical_json(
+        [rule_id, entity_type, pipeline_id, stage_id, enabled, position, after_previous, spec]
+    )
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -141,9 +149,11 @@ def rule_to_spec(spec: RuleSpec) -> dict[str, Any]:
         "cancel_on_stage_exit": spec.cancel_on_stage_exit,
     }
     if spec.condition is not None:
-        out["condition"] = {"any": [
-            {"all": [_comparison_to_dict(c) for c in group]} for group in spec.condition.any_of
-        ]}
+        out["condition"] = {
+            "any": [
+                {"all": [_comparison_to_dict(c) for c in group]} for group in spec.condition.any_of
+            ]
+        }
     if spec.when is not None:
         out["when"] = time_to_dict(spec.when)
     return out
@@ -184,18 +194,37 @@ def calendar_to_dict(c: WorkingCalendar) -> dict[str, Any]:
 
 def _action_to_dict(a: ActionSpec) -> dict[str, Any]:
     if isinstance(a, CreateLeadSpec):
-        return {"type": "create_lead", "title": a.title, "responsible": list(a.responsible),
-                "pipeline": a.pipeline_id, "stage": a.stage_id}
+        return {
+            "type": "create_lead",
+            "title": a.title,
+            "responsible": list(a.responsible),
+            "pipeline": a.pipeline_id,
+            "stage": a.stage_id,
+        }
     if isinstance(a, CopyDealSpec):
-        return {"type": "copy_deal", "title": a.title, "suffix": a.suffix,
-                "target_pipeline": a.target_pipeline, "target_stage": a.target_stage,
-                "responsible": a.responsible}
+        return {
+            "type": "copy_deal",
+            "title": a.title,
+            "suffix": a.suffix,
+            "target_pipeline": a.target_pipeline,
+            "target_stage": a.target_stage,
+            "responsible": a.responsible,
+        }
     return {
-        "type": "plan_activity", "subject": a.subject, "description": a.description,
+        "type": "plan_activity",
+        "subject": a.subject,
+        "description": a.description,
         "deadline": None if a.deadline is None else time_to_dict(a.deadline),
-        "responsible": a.responsible, "color": a.color, "add_to_calendar": a.add_to_calendar,
-        "duration_minutes": a.duration_minutes, "clients": a.clients, "invite": list(a.invite),
-        "address": a.address, "location": a.location, "link": a.link, "files": list(a.files),
+        "responsible": a.responsible,
+        "color": a.color,
+        "add_to_calendar": a.add_to_calendar,
+        "duration_minutes": a.duration_minutes,
+        "clients": a.clients,
+        "invite": list(a.invite),
+        "address": a.address,
+        "location": a.location,
+        "link": a.link,
+        "files": list(a.files),
         "complete_on_stage_exit": a.complete_on_stage_exit,
     }
 
@@ -214,12 +243,16 @@ def rule_from_spec(rule: Rule) -> CompiledRule:
 def spec_from_dict(d: dict[str, Any]) -> RuleSpec:
     condition = None
     if d.get("condition") is not None:
-        condition = Condition(tuple(
-            tuple(_comparison_from_dict(c) for c in group["all"]) for group in d["condition"]["any"]
-        ))
+        condition = Condition(
+            tuple(
+                tuple(_comparison_from_dict(c) for c in group["all"])
+                for group in d["condition"]["any"]
+            )
+        )
     when = None if d.get("when") is None else time_from_dict(d["when"])
-    return RuleSpec(_action_from_dict(d["action"]), condition, when,
-                    bool(d.get("cancel_on_stage_exit", True)))
+    return RuleSpec(
+        _action_from_dict(d["action"]), condition, when, bool(d.get("cancel_on_stage_exit", True))
+    )
 
 
 def _comparison_from_dict(c: dict[str, Any]) -> Comparison:
@@ -238,9 +271,13 @@ def time_from_dict(d: dict[str, Any]) -> TimeSpec:
     if absolute is not None and absolute.tzinfo is None:
         raise ValueError("absolute datetime without UTC offset")
     return TimeSpec(
-        delay_seconds=int(d.get("delay_seconds", 0)), field=d.get("field"),
-        offset_seconds=int(d.get("offset_seconds", 0)), at=at, timezone=d.get("timezone"),
-        absolute=absolute, working_time=calendar,
+        delay_seconds=int(d.get("delay_seconds", 0)),
+        field=d.get("field"),
+        offset_seconds=int(d.get("offset_seconds", 0)),
+        at=at,
+        timezone=d.get("timezone"),
+        absolute=absolute,
+        working_time=calendar,
     )
 
 
@@ -249,31 +286,47 @@ def calendar_from_dict(d: dict[str, Any]) -> WorkingCalendar:
     for span in d["hours"]:
         start, end = span.split("-")
         hours.append((time.fromisoformat(start), time.fromisoformat(end)))
-    return WorkingCalendar(str(d["name"]), str(d["timezone"]),
-                           tuple(WEEKDAYS.index(day) for day in d["days"]), tuple(hours),
-                           d.get("holidays"))
+    return WorkingCalendar(
+        str(d["name"]),
+        str(d["timezone"]),
+        tuple(WEEKDAYS.index(day) for day in d["days"]),
+        tuple(hours),
+        d.get("holidays"),
+    )
 
 
 def _action_from_dict(d: dict[str, Any]) -> ActionSpec:
     kind = d["type"]
     if kind == "create_lead":
-        return CreateLeadSpec(d["title"], tuple(d.get("responsible") or ()), d.get("pipeline"),
-                              d.get("stage"))
+        return CreateLeadSpec(
+            d["title"], tuple(d.get("responsible") or ()), d.get("pipeline"), d.get("stage")
+        )
     if kind == "copy_deal":
-        return CopyDealSpec(d["target_pipeline"], d["target_stage"], d.get("title"),
-                            d.get("suffix", " (copy)"), d.get("responsible"))
+        return CopyDealSpec(
+            d["target_pipeline"],
+            d["target_stage"],
+            d.get("title"),
+            d.get("suffix", " (copy)"),
+            d.get("responsible"),
+        )
     if kind == "plan_activity":
         clients = d.get("clients", "none")
         if clients not in ("none", "first", "all"):
             raise ValueError(f"clients {clients!r}")
         return PlanActivitySpec(
-            subject=d["subject"], description=d.get("description", ""),
+            subject=d["subject"],
+            description=d.get("description", ""),
             deadline=None if d.get("deadline") is None else time_from_dict(d["deadline"]),
-            responsible=d.get("responsible"), color=d.get("color"),
+            responsible=d.get("responsible"),
+            color=d.get("color"),
             add_to_calendar=bool(d.get("add_to_calendar", False)),
-            duration_minutes=int(d.get("duration_minutes", 30)), clients=clients,
-            invite=tuple(d.get("invite") or ()), address=d.get("address"),
-            location=d.get("location"), link=d.get("link"), files=tuple(d.get("files") or ()),
+            duration_minutes=int(d.get("duration_minutes", 30)),
+            clients=clients,
+            invite=tuple(d.get("invite") or ()),
+            address=d.get("address"),
+            location=d.get("location"),
+            link=d.get("link"),
+            files=tuple(d.get("files") or ()),
             complete_on_stage_exit=bool(d.get("complete_on_stage_exit", False)),
         )
     raise ValueError(f"unknown action type {kind!r}")

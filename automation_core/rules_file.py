@@ -50,19 +50,55 @@ MAX_FILES = 20
 MAX_IN_VALUES = 1000
 MAX_ACTIVITY_MINUTES = 7 * 24 * 60
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-COLOR_NAMES = frozenset({"yellow", "green", "blue", "red", "orange", "purple", "pink", "grey",
-                         "gray", "brown", "teal", "turquoise"})
+COLOR_NAMES = frozenset(
+    {
+        "yellow",
+        "green",
+        "blue",
+        "red",
+        "orange",
+        "purple",
+        "pink",
+        "grey",
+        "gray",
+        "brown",
+        "teal",
+        "turquoise",
+    }
+)
 _HEX_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 _TOP_KEYS = {"pipelines", "working_time", "rules"}
-_RULE_KEYS = {"id", "trigger", "condition", "when", "position", "after_previous", "enabled",
-              "cancel_on_stage_exit", "action"}
+_RULE_KEYS = {
+    "id",
+    "trigger",
+    "condition",
+    "when",
+    "position",
+    "after_previous",
+    "enabled",
+    "cancel_on_stage_exit",
+    "action",
+}
 _TIME_KEYS = {"delay", "at", "timezone", "field", "offset", "working_time", "datetime"}
 _ACTION_KEYS = {
     "create_lead": {"type", "title", "responsible", "pipeline", "stage"},
     "copy_deal": {"type", "title", "suffix", "target_pipeline", "target_stage", "responsible"},
-    "plan_activity": {"type", "subject", "description", "deadline", "responsible", "color",
-                      "calendar", "clients", "invite", "address", "location", "link", "files",
-                      "complete_on_stage_exit"},
+    "plan_activity": {
+        "type",
+        "subject",
+        "description",
+        "deadline",
+        "responsible",
+        "color",
+        "calendar",
+        "clients",
+        "invite",
+        "address",
+        "location",
+        "link",
+        "files",
+        "complete_on_stage_exit",
+    },
 }
 
 
@@ -106,8 +142,9 @@ class _Checker:
 
     # -- generic shapes ---------------------------------------------------------------
 
-    def mapping(self, value: Any, path: str, allowed: set[str],
-                required: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    def mapping(
+        self, value: Any, path: str, allowed: set[str], required: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
         if not isinstance(value, dict):
             self.add(path, f"expected a mapping, got {_kind(value)}")
             return None
@@ -121,8 +158,9 @@ class _Checker:
                 self.add(_join(path, key), "required")
         return value
 
-    def text(self, value: Any, path: str, *, template: bool = False,
-             allow_empty: bool = False) -> str | None:
+    def text(
+        self, value: Any, path: str, *, template: bool = False, allow_empty: bool = False
+    ) -> str | None:
         if value is None:
             return None  # a missing required key is reported once, by `mapping`
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
@@ -137,8 +175,7 @@ class _Checker:
 
     def identifier(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-            self.add(path, f"expected an id (letters, digits, . _ : -; at most 128), got "
-                     f"{value!r}")
+            self.add(path, f"expected an id (letters, digits, . _ : -; at most 128), got {value!r}")
             return None
         return value
 
@@ -206,8 +243,9 @@ class _Checker:
             rule_id = raw.get("id") if isinstance(raw, dict) else None
             path = f"rules[{i}] ({rule_id})" if isinstance(rule_id, str) else f"rules[{i}]"
             if isinstance(rule_id, str) and rule_id in first_seen:
-                self.add(_join(path, "id"), f"duplicate rule id (first at "
-                         f"rules[{first_seen[rule_id]}])")
+                self.add(
+                    _join(path, "id"), f"duplicate rule id (first at rules[{first_seen[rule_id]}])"
+                )
             elif isinstance(rule_id, str):
                 first_seen[rule_id] = i
             rule = self.rule(raw, path, i)
@@ -216,8 +254,9 @@ class _Checker:
         return ValidatedRules(tuple(self.pipelines.values()), dict(self.calendars), tuple(rules))
 
     def pipeline(self, raw: Any, path: str) -> None:
-        p = self.mapping(raw, path, {"id", "entity_type", "stages"},
-                         ("id", "entity_type", "stages"))
+        p = self.mapping(
+            raw, path, {"id", "entity_type", "stages"}, ("id", "entity_type", "stages")
+        )
         if p is None:
             return
         pid = self.identifier(p.get("id"), _join(path, "id"))
@@ -241,8 +280,9 @@ class _Checker:
         try:
             return EntityType(value)
         except ValueError:
-            self.add(path, f"expected one of {', '.join(e.value for e in EntityType)}, "
-                     f"got {value!r}")
+            self.add(
+                path, f"expected one of {', '.join(e.value for e in EntityType)}, got {value!r}"
+            )
             return None
 
     def calendar(self, name: str, raw: Any, path: str) -> None:
@@ -266,12 +306,15 @@ class _Checker:
         holidays_code = c.get("holidays")
         if holidays_code is not None:
             if not isinstance(holidays_code, str) or not known_holiday_code(holidays_code):
-                self.add(_join(path, "holidays"),
-                         f"unknown holiday country {holidays_code!r} (e.g. DE, DE-BY, AT)")
+                self.add(
+                    _join(path, "holidays"),
+                    f"unknown holiday country {holidays_code!r} (e.g. DE, DE-BY, AT)",
+                )
                 holidays_code = None
         if zone is not None and hours is not None and days:
-            self.calendars[name] = WorkingCalendar(name, zone, tuple(sorted(days)), hours,
-                                                   holidays_code)
+            self.calendars[name] = WorkingCalendar(
+                name, zone, tuple(sorted(days)), hours, holidays_code
+            )
 
     def hours(self, raw: Any, path: str) -> tuple[tuple[time, time], ...] | None:
         spans = [raw] if isinstance(raw, str) else raw
@@ -312,32 +355,46 @@ class _Checker:
             when = self.time_spec(r["when"], _join(path, "when"))
         position = r.get("position", index)
         if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-            self.add(_join(path, "position"), f"expected a non-negative integer, got "
-                     f"{position!r}")
-        after_previous = self.boolean(r.get("after_previous"), _join(path, "after_previous"),
-                                      False)
+            self.add(_join(path, "position"), f"expected a non-negative integer, got {position!r}")
+        after_previous = self.boolean(r.get("after_previous"), _join(path, "after_previous"), False)
         enabled = self.boolean(r.get("enabled"), _join(path, "enabled"), True)
-        cancel = self.boolean(r.get("cancel_on_stage_exit"),
-                              _join(path, "cancel_on_stage_exit"), True)
+        cancel = self.boolean(
+            r.get("cancel_on_stage_exit"), _join(path, "cancel_on_stage_exit"), True
+        )
         action = None
         if r.get("action") is not None:
-            action = self.action(r["action"], _join(path, "action"),
-                                 trigger[0] if trigger else None)
+            action = self.action(
+                r["action"], _join(path, "action"), trigger[0] if trigger else None
+            )
         if len(self.problems) > before or rule_id is None or trigger is None or action is None:
             return None
         spec = rule_to_spec(RuleSpec(action, condition, when, cancel))
         entity, pipeline_id, stage_id = trigger
         return Rule(
             id=rule_id,
-            version=rule_version(rule_id, entity.value, pipeline_id, stage_id, enabled, position,
-                                 after_previous, spec),
-            entity_type=entity, pipeline_id=pipeline_id, stage_id=stage_id, spec=spec,
-            enabled=enabled, position=position, after_previous=after_previous,
+            version=rule_version(
+                rule_id,
+                entity.value,
+                pipeline_id,
+                stage_id,
+                enabled,
+                position,
+                after_previous,
+                spec,
+            ),
+            entity_type=entity,
+            pipeline_id=pipeline_id,
+            stage_id=stage_id,
+            spec=spec,
+            enabled=enabled,
+            position=position,
+            after_previous=after_previous,
         )
 
     def trigger(self, raw: Any, path: str) -> tuple[EntityType, str, str] | None:
-        t = self.mapping(raw, path, {"entity_type", "pipeline", "stage"},
-                         ("entity_type", "pipeline", "stage"))
+        t = self.mapping(
+            raw, path, {"entity_type", "pipeline", "stage"}, ("entity_type", "pipeline", "stage")
+        )
         if t is None:
             return None
         entity = self.entity_type(t.get("entity_type"), _join(path, "entity_type"))
@@ -346,12 +403,18 @@ class _Checker:
         if pipeline is None or entity is None:
             return None
         if pipeline.entity_type is not entity:
-            self.add(_join(path, "pipeline"), f"pipeline {pipeline.id!r} holds "
-                     f"{pipeline.entity_type.value} items, not {entity.value}")
+            self.add(
+                _join(path, "pipeline"),
+                f"pipeline {pipeline.id!r} holds "
+                f"{pipeline.entity_type.value} items, not {entity.value}",
+            )
             return None
         if stage not in pipeline.stages:
-            self.add(_join(path, "stage"), f"unknown stage {stage!r} in pipeline "
-                     f"{pipeline.id!r} (stages: {', '.join(pipeline.stages)})")
+            self.add(
+                _join(path, "stage"),
+                f"unknown stage {stage!r} in pipeline "
+                f"{pipeline.id!r} (stages: {', '.join(pipeline.stages)})",
+            )
             return None
         return entity, pipeline.id, str(stage)
 
@@ -409,11 +472,11 @@ class _Checker:
             return None
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_IN_VALUES:
-                self.add(_join(path, "value"), f"op 'in' needs a list of 1 to {MAX_IN_VALUES} "
-                         "values")
+                self.add(
+                    _join(path, "value"), f"op 'in' needs a list of 1 to {MAX_IN_VALUES} values"
+                )
                 return None
-            texts = [self.scalar(v, value_type, f"{path}.value[{k}]") for k, v in
-                     enumerate(value)]
+            texts = [self.scalar(v, value_type, f"{path}.value[{k}]") for k, v in enumerate(value)]
             if any(t is None for t in texts):
                 return None
             return Comparison(field, "in", tuple(t for t in texts if t is not None), value_type)
@@ -425,8 +488,7 @@ class _Checker:
         kind = field_type(field)
         if declared is not None:
             if declared not in ("string", "decimal", "date"):
-                self.add(_join(path, "type"), f"expected string, decimal or date, got "
-                         f"{declared!r}")
+                self.add(_join(path, "type"), f"expected string, decimal or date, got {declared!r}")
                 return None
             if kind in ("decimal", "date") and declared != kind:
                 self.add(_join(path, "type"), f"{field} is a {kind} field")
@@ -469,8 +531,11 @@ class _Checker:
         if "field" in t:
             field = canonical_field(str(t["field"]))
             if field is None or not (field in DATE_FIELDS or is_custom(field)):
-                self.add(_join(path, "field"), f"{t['field']!r} is not a date field "
-                         "(begin_date, close_date or a UF_ custom field)")
+                self.add(
+                    _join(path, "field"),
+                    f"{t['field']!r} is not a date field "
+                    "(begin_date, close_date or a UF_ custom field)",
+                )
                 field = None
             if "offset" in t:
                 offset = self.duration(t["offset"], _join(path, "offset"), allow_negative=True) or 0
@@ -482,8 +547,10 @@ class _Checker:
             except ValueError:
                 absolute = None
             if absolute is None or absolute.tzinfo is None:
-                self.add(_join(path, "datetime"), "expected an ISO date-time with UTC offset, "
-                         "e.g. 2026-12-01T10:00:00+01:00")
+                self.add(
+                    _join(path, "datetime"),
+                    "expected an ISO date-time with UTC offset, e.g. 2026-12-01T10:00:00+01:00",
+                )
         at = None
         if "at" in t:
             try:
@@ -496,16 +563,28 @@ class _Checker:
             calendar = self.calendars.get(str(t["working_time"]))
             if calendar is None:
                 known = ", ".join(self.calendars) or "none defined"
-                self.add(_join(path, "working_time"), f"unknown working-time calendar "
-                         f"{t['working_time']!r} (calendars: {known})")
+                self.add(
+                    _join(path, "working_time"),
+                    f"unknown working-time calendar {t['working_time']!r} (calendars: {known})",
+                )
         needs_zone = at is not None or field is not None
         if needs_zone and "timezone" not in t and "working_time" not in t:
-            self.add(path, "'at' and 'field' need a 'timezone' (or a 'working_time' calendar "
-                     "whose zone is used)")
+            self.add(
+                path,
+                "'at' and 'field' need a 'timezone' (or a 'working_time' calendar "
+                "whose zone is used)",
+            )
         if delay is None:
             return None
-        return TimeSpec(delay_seconds=delay, field=field, offset_seconds=offset, at=at,
-                        timezone=zone, absolute=absolute, working_time=calendar)
+        return TimeSpec(
+            delay_seconds=delay,
+            field=field,
+            offset_seconds=offset,
+            at=at,
+            timezone=zone,
+            absolute=absolute,
+            working_time=calendar,
+        )
 
     # -- actions ----------------------------------------------------------------------
 
@@ -513,8 +592,10 @@ class _Checker:
         kind = raw.get("type") if isinstance(raw, dict) else None
         if kind not in _ACTION_KEYS:
             if isinstance(raw, dict):
-                self.add(_join(path, "type"), f"unknown action type {kind!r} (one of "
-                         f"{', '.join(_ACTION_KEYS)})")
+                self.add(
+                    _join(path, "type"),
+                    f"unknown action type {kind!r} (one of {', '.join(_ACTION_KEYS)})",
+                )
             else:
                 self.add(path, f"expected a mapping, got {_kind(raw)}")
             return None
@@ -528,8 +609,10 @@ class _Checker:
         if raw is None:
             return ()
         values = raw if isinstance(raw, list) else [raw]
-        out = [self.text(v, f"{path}[{k}]" if isinstance(raw, list) else path, template=True)
-               for k, v in enumerate(values)]
+        out = [
+            self.text(v, f"{path}[{k}]" if isinstance(raw, list) else path, template=True)
+            for k, v in enumerate(values)
+        ]
         return tuple(v for v in out if v is not None)
 
     def create_lead(self, raw: Any, path: str) -> CreateLeadSpec | None:
@@ -542,23 +625,30 @@ class _Checker:
         if a.get("pipeline") is not None:
             lead_pipeline = self.known_pipeline(a["pipeline"], _join(path, "pipeline"))
             if lead_pipeline is not None and lead_pipeline.entity_type is not EntityType.LEAD:
-                self.add(_join(path, "pipeline"), f"pipeline {lead_pipeline.id!r} is not a "
-                         "LEAD pipeline")
+                self.add(
+                    _join(path, "pipeline"), f"pipeline {lead_pipeline.id!r} is not a LEAD pipeline"
+                )
         else:
-            lead_pipeline = next((p for p in self.pipelines.values()
-                                  if p.entity_type is EntityType.LEAD), None)
+            lead_pipeline = next(
+                (p for p in self.pipelines.values() if p.entity_type is EntityType.LEAD), None
+            )
         stage = None
         if lead_pipeline is not None:
             stage = a.get("stage", lead_pipeline.first_stage)
             if stage not in lead_pipeline.stages:
-                self.add(_join(path, "stage"), f"stage {stage!r} is not in pipeline "
-                         f"{lead_pipeline.id!r}")
+                self.add(
+                    _join(path, "stage"), f"stage {stage!r} is not in pipeline {lead_pipeline.id!r}"
+                )
         elif a.get("stage") is not None:
             self.add(_join(path, "stage"), "a stage needs a LEAD pipeline")
         if title is None:
             return None
-        return CreateLeadSpec(title, responsible, lead_pipeline.id if lead_pipeline else None,
-                              None if stage is None else str(stage))
+        return CreateLeadSpec(
+            title,
+            responsible,
+            lead_pipeline.id if lead_pipeline else None,
+            None if stage is None else str(stage),
+        )
 
     def copy_deal(self, raw: Any, path: str, entity: EntityType | None) -> CopyDealSpec | None:
         a = self.mapping(raw, path, _ACTION_KEYS["copy_deal"], ("target_pipeline",))
@@ -581,13 +671,19 @@ class _Checker:
         if target is None:
             return None
         if target.entity_type is not EntityType.DEAL:
-            self.add(_join(path, "target_pipeline"), f"pipeline {target.id!r} holds "
-                     f"{target.entity_type.value} items; copy_deal needs a DEAL pipeline")
+            self.add(
+                _join(path, "target_pipeline"),
+                f"pipeline {target.id!r} holds "
+                f"{target.entity_type.value} items; copy_deal needs a DEAL pipeline",
+            )
             return None
         stage = a.get("target_stage", target.first_stage)
         if stage not in target.stages:
-            self.add(_join(path, "target_stage"), f"stage {stage!r} is not in target pipeline "
-                     f"{target.id!r} (stages: {', '.join(target.stages)})")
+            self.add(
+                _join(path, "target_stage"),
+                f"stage {stage!r} is not in target pipeline "
+                f"{target.id!r} (stages: {', '.join(target.stages)})",
+            )
             return None
         return CopyDealSpec(target.id, str(stage), title, suffix, responsible)
 
@@ -602,8 +698,9 @@ class _Checker:
         subject = self.text(a.get("subject"), p("subject"), template=True)
         description = ""
         if a.get("description") is not None:
-            description = self.text(a["description"], p("description"), template=True,
-                                    allow_empty=True) or ""
+            description = (
+                self.text(a["description"], p("description"), template=True, allow_empty=True) or ""
+            )
         deadline = None
         if a.get("deadline") is not None:
             deadline = self.time_spec(a["deadline"], p("deadline"))
@@ -611,8 +708,9 @@ class _Checker:
         if a.get("responsible") is not None:
             responsible = self.text(a["responsible"], p("responsible"), template=True)
         color = a.get("color")
-        if color is not None and (not isinstance(color, str) or not (
-                color in COLOR_NAMES or _HEX_COLOR.fullmatch(color))):
+        if color is not None and (
+            not isinstance(color, str) or not (color in COLOR_NAMES or _HEX_COLOR.fullmatch(color))
+        ):
             self.add(p("color"), f"unknown colour {color!r} (a name like yellow, or #RRGGBB)")
         add_to_calendar, minutes = self.calendar_option(a.get("calendar"), p("calendar"))
         clients = a.get("clients", "none")
@@ -631,15 +729,23 @@ class _Checker:
             if link is not None:
                 self.link_template(link, p("link"))
         files = self.files(a.get("files"), p("files"))
-        complete = self.boolean(a.get("complete_on_stage_exit"), p("complete_on_stage_exit"),
-                                False)
+        complete = self.boolean(a.get("complete_on_stage_exit"), p("complete_on_stage_exit"), False)
         if subject is None:
             return None
         return PlanActivitySpec(
-            subject=subject, description=description, deadline=deadline,
-            responsible=responsible, color=color, add_to_calendar=add_to_calendar,
-            duration_minutes=minutes, clients=_clients_mode(clients), invite=invite,
-            address=address, location=location, link=link, files=files,
+            subject=subject,
+            description=description,
+            deadline=deadline,
+            responsible=responsible,
+            color=color,
+            add_to_calendar=add_to_calendar,
+            duration_minutes=minutes,
+            clients=_clients_mode(clients),
+            invite=invite,
+            address=address,
+            location=location,
+            link=link,
+            files=files,
             complete_on_stage_exit=complete,
         )
 

@@ -46,18 +46,31 @@ def actions_for(user: str, count: int) -> list[Action]:
     out = []
     for i in range(count):
         action_id = uuid.uuid4().hex
-        out.append(Action(
-            action_id=action_id, rule_id="call-client", rule_version="v1",
-            item_key=f"DEAL:{user}-{i}", event_id=f"evt-{i}", stage_entry_id=f"evt-{i}",
-            occurred_at=T0, mode=ActionMode.IMMEDIATE,
-            payload=PlanActivity(
-                activity_id=f"activity-{action_id}", subject=f"Call the client {i}",
-                description="Discuss the contract", deadline=T0 + timedelta(hours=i),
-                duration_minutes=30, responsible_id=user, stage_id="APPROVAL", color="yellow",
-                add_to_calendar=True, invitee_ids=("u-12",),
-                link="https://meet.example.com/x",
-            ),
-        ))
+        out.append(
+            Action(
+                action_id=action_id,
+                rule_id="call-client",
+                rule_version="v1",
+                item_key=f"DEAL:{user}-{i}",
+                event_id=f"evt-{i}",
+                stage_entry_id=f"evt-{i}",
+                occurred_at=T0,
+                mode=ActionMode.IMMEDIATE,
+                payload=PlanActivity(
+                    activity_id=f"activity-{action_id}",
+                    subject=f"Call the client {i}",
+                    description="Discuss the contract",
+                    deadline=T0 + timedelta(hours=i),
+                    duration_minutes=30,
+                    responsible_id=user,
+                    stage_id="APPROVAL",
+                    color="yellow",
+                    add_to_calendar=True,
+                    invitee_ids=("u-12",),
+                    link="https://meet.example.com/x",
+                ),
+            )
+        )
     return out
 
 
@@ -66,16 +79,19 @@ def plain_puts(caldav_url: str, user: str, actions: list[Action], threads: int) 
     base = caldav_url.rstrip("/")
     bodies = [
         (a.action_id, ev.to_ical(ev.build_calendar(a, a.payload, ev.Addressing())))
-        for a in actions if isinstance(a.payload, PlanActivity)
+        for a in actions
+        if isinstance(a.payload, PlanActivity)
     ]
-    with httpx.Client(auth=(user, ""), timeout=30,
-                      limits=httpx.Limits(max_connections=threads)) as client:
+    with httpx.Client(
+        auth=(user, ""), timeout=30, limits=httpx.Limits(max_connections=threads)
+    ) as client:
         client.request("MKCALENDAR", f"{base}/{user}/calendar/").raise_for_status()
         started = time.perf_counter()
 
         def put(item: tuple[str, bytes]) -> None:
             response = client.put(
-                f"{base}/{user}/calendar/{ev.resource_name(item[0])}", content=item[1],
+                f"{base}/{user}/calendar/{ev.resource_name(item[0])}",
+                content=item[1],
                 headers={"If-None-Match": "*", "Content-Type": "text/calendar"},
             )
             assert response.status_code == 201, response.status_code
@@ -85,13 +101,19 @@ def plain_puts(caldav_url: str, user: str, actions: list[Action], threads: int) 
         return time.perf_counter() - started
 
 
-def through_sink(settings: Settings, producer: Producer, registry: CollectorRegistry,
-                 actions: list[Action], done_before: float) -> float:
+def through_sink(
+    settings: Settings,
+    producer: Producer,
+    registry: CollectorRegistry,
+    actions: list[Action],
+    done_before: float,
+) -> float:
     """Seconds from producing `actions` until the running sink has written them all."""
     started = time.perf_counter()
     for action in actions:
-        producer.produce(settings.topic(topics.ACTIONS), key=action.item_key.encode(),
-                         value=codec.encode(action))
+        producer.produce(
+            settings.topic(topics.ACTIONS), key=action.item_key.encode(), value=codec.encode(action)
+        )
     kafka_clients.flush_or_raise(producer)
     target = done_before + len(actions)
     while written(registry) < target:
@@ -121,15 +143,20 @@ def main() -> None:
             admin.execute(f'CREATE DATABASE "{name}"')
         url = psycopg.conninfo.make_conninfo(stack.database_url, dbname=name)
         db.migrate(url)
-        settings = base.model_copy(update={
-            "database_url": SecretStr(url), "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.",
-            "caldav_concurrency": args.threads, "sink_calendar_metrics_port": 0,
-        })
+        settings = base.model_copy(
+            update={
+                "database_url": SecretStr(url),
+                "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.",
+                "caldav_concurrency": args.threads,
+                "sink_calendar_metrics_port": 0,
+            }
+        )
         topics.create_topics(AdminClient(kafka_clients.admin_config(settings)), settings)
         producer = Producer(kafka_clients.producer_config(settings))
         registry, stop = CollectorRegistry(), threading.Event()
         sink = threading.Thread(
-            target=calendar_process.run, args=(settings, SinkMetrics.create(registry), stop),
+            target=calendar_process.run,
+            args=(settings, SinkMetrics.create(registry), stop),
         )
         sink.start()
         # Warm-up: the consumer joins its group and the connections open before timing.
@@ -137,26 +164,42 @@ def main() -> None:
 
         rows = []
         for round_no in range(args.rounds):
-            put_s = plain_puts(stack.caldav_url, f"put-{round_no}-{uuid.uuid4().hex[:6]}",
-                               actions_for("put", args.events), args.threads)
-            sink_s = through_sink(settings, producer, registry,
-                                  actions_for(f"sink-{round_no}-{uuid.uuid4().hex[:6]}",
-                                              args.events), written(registry))
-            rows.append({"plain_puts_per_s": args.events / put_s,
-                         "sink_events_per_s": args.events / sink_s})
+            put_s = plain_puts(
+                stack.caldav_url,
+                f"put-{round_no}-{uuid.uuid4().hex[:6]}",
+                actions_for("put", args.events),
+                args.threads,
+            )
+            sink_s = through_sink(
+                settings,
+                producer,
+                registry,
+                actions_for(f"sink-{round_no}-{uuid.uuid4().hex[:6]}", args.events),
+                written(registry),
+            )
+            rows.append(
+                {"plain_puts_per_s": args.events / put_s, "sink_events_per_s": args.events / sink_s}
+            )
             print(json.dumps({"round": round_no, **rows[-1]}), flush=True)
         stop.set()
         sink.join(30)
         producer.flush(10)
         plain = statistics.median(r["plain_puts_per_s"] for r in rows)
         sinked = statistics.median(r["sink_events_per_s"] for r in rows)
-        print(json.dumps({
-            "events_per_calendar": args.events, "threads": args.threads, "rounds": args.rounds,
-            "plain_puts_per_s_median": round(plain, 1),
-            "sink_events_per_s_median": round(sinked, 1),
-            "ratio_sink_to_plain": round(sinked / plain, 2),
-            "machine": f"{platform.machine()} {platform.python_version()}",
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "events_per_calendar": args.events,
+                    "threads": args.threads,
+                    "rounds": args.rounds,
+                    "plain_puts_per_s_median": round(plain, 1),
+                    "sink_events_per_s_median": round(sinked, 1),
+                    "ratio_sink_to_plain": round(sinked / plain, 2),
+                    "machine": f"{platform.machine()} {platform.python_version()}",
+                },
+                indent=2,
+            )
+        )
     finally:
         stack.down()
 

@@ -82,16 +82,30 @@ def command(i: int, due_at: datetime, tag: str) -> TimerCommand:
     action_id = f"{tag}-{i:08d}"
     item = f"DEAL:{i}"
     action = Action(
-        action_id=action_id, rule_id=f"rule-{i % 50}", rule_version="v1", item_key=item,
-        event_id=f"evt-{tag}-{i}", stage_entry_id=f"evt-{tag}-{i}", occurred_at=T0,
+        action_id=action_id,
+        rule_id=f"rule-{i % 50}",
+        rule_version="v1",
+        item_key=item,
+        event_id=f"evt-{tag}-{i}",
+        stage_entry_id=f"evt-{tag}-{i}",
+        occurred_at=T0,
         mode=ActionMode.DELAYED,
-        payload=CreateLead(lead_id=f"lead-{action_id}", title=f"Renew maintenance {i}",
-                           responsible_id="u-7", company=None, contacts=()),
+        payload=CreateLead(
+            lead_id=f"lead-{action_id}",
+            title=f"Renew maintenance {i}",
+            responsible_id="u-7",
+            company=None,
+            contacts=(),
+        ),
         due_at=due_at,
     )
     return TimerCommand(
-        kind=TimerCommandKind.SCHEDULE, issued_at=T0, item_key=item,
-        stage_entry_id=action.stage_entry_id, rule_id=action.rule_id, due_at=due_at,
+        kind=TimerCommandKind.SCHEDULE,
+        issued_at=T0,
+        item_key=item,
+        stage_entry_id=action.stage_entry_id,
+        rule_id=action.rule_id,
+        due_at=due_at,
         action=action,
     )
 
@@ -100,19 +114,26 @@ def far_due(i: int) -> datetime:
     return T0 + timedelta(days=30 + i % 150, seconds=i % 86_400)
 
 
-def batches(start: int, count: int, size: int, tag: str,
-            due: Any) -> Iterator[list[Message]]:
+def batches(start: int, count: int, size: int, tag: str, due: Any) -> Iterator[list[Message]]:
     for first in range(start, start + count, size):
-        yield [Message(codec.encode(command(i, due(i), tag)), i)
-               for i in range(first, min(first + size, start + count))]
+        yield [
+            Message(codec.encode(command(i, due(i), tag)), i)
+            for i in range(first, min(first + size, start + count))
+        ]
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def ingest_rate(ingest: IngestLoop, count: int, size: int, tag: str, due: Any,
-                rss_marks: list[float] | None = None) -> float:
+def ingest_rate(
+    ingest: IngestLoop,
+    count: int,
+    size: int,
+    tag: str,
+    due: Any,
+    rss_marks: list[float] | None = None,
+) -> float:
     """Timers/s through the scheduler's ingest path: decode, sort, one transaction per batch."""
     elapsed, done = 0.0, 0
     for messages in batches(0, count, size, tag, due):
@@ -136,15 +157,41 @@ def copy_rate(url: str, count: int, size: int, tag: str) -> float:
                 c = codec.decode_as(m.value(), TimerCommand)
                 a = c.action
                 assert a is not None and c.due_at is not None
-                rows.append((a.action_id, a.item_key, c.stage_entry_id, a.rule_id,
-                             a.rule_version, a.event_id, c.issued_at, c.due_at, m.value()))
+                rows.append(
+                    (
+                        a.action_id,
+                        a.item_key,
+                        c.stage_entry_id,
+                        a.rule_id,
+                        a.rule_version,
+                        a.event_id,
+                        c.issued_at,
+                        c.due_at,
+                        m.value(),
+                    )
+                )
             started = time.perf_counter()  # the ceiling gets decoded rows for free
-            with conn.transaction(), conn.cursor() as cur, cur.copy(
-                "COPY timers_copy (timer_id, item_key, stage_entry_id, rule_id, rule_version,"
-                " event_id, issued_at, due_at, action) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["text", "text", "text", "text", "text", "text",
-                                "timestamptz", "timestamptz", "bytea"])
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY timers_copy (timer_id, item_key, stage_entry_id, rule_id, rule_version,"
+                    " event_id, issued_at, due_at, action) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(
+                    [
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "timestamptz",
+                        "timestamptz",
+                        "bytea",
+                    ]
+                )
                 for row in rows:
                     copy.write_row(row)
             elapsed += time.perf_counter() - started
@@ -157,18 +204,28 @@ def bare_fire_rate(url: str, burst: int, due: datetime) -> float:
         conn.execute(
             "INSERT INTO timers_copy SELECT timer_id || '-bare', item_key, stage_entry_id,"
             " rule_id, rule_version, event_id, issued_at, %s, action, 'pending'"
-            " FROM timers WHERE timer_id LIKE 'burst-%%'", (due,))
+            " FROM timers WHERE timer_id LIKE 'burst-%%'",
+            (due,),
+        )
         conn.execute("VACUUM ANALYZE timers_copy")
         started, fired = time.perf_counter(), 0
         while True:
             with conn.transaction():
-                ids = [r[0] for r in conn.execute(
-                    "SELECT timer_id FROM timers_copy WHERE status = 'pending' AND due_at <= %s"
-                    " ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED", (due,))]
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT timer_id FROM timers_copy WHERE status = 'pending' AND due_at <= %s"
+                        " ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
+                        (due,),
+                    )
+                ]
                 if not ids:
                     break
-                conn.execute("UPDATE timers_copy SET status = 'fired', fired_at = now()"
-                             " WHERE timer_id = ANY(%s)", (ids,))
+                conn.execute(
+                    "UPDATE timers_copy SET status = 'fired', fired_at = now()"
+                    " WHERE timer_id = ANY(%s)",
+                    (ids,),
+                )
                 fired += len(ids)
         assert fired == burst, fired
         return burst / (time.perf_counter() - started)
@@ -209,21 +266,38 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     if kafka:
         bench_settings = settings.model_copy(update={"topic_prefix": prefix, "partitions": 6})
-        topics.create_topics(AdminClient(kafka_clients.admin_config(bench_settings)),
-                             bench_settings)
+        topics.create_topics(
+            AdminClient(kafka_clients.admin_config(bench_settings)), bench_settings
+        )
         publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
 
     def connect() -> psycopg.Connection:
         return psycopg.connect(url, autocommit=True)
 
-    fire = FireLoop(connect, publisher, clock, metrics,
-                    actions_topic=f"{prefix}{topics.ACTIONS}",
-                    executions_topic=f"{prefix}{topics.EXECUTIONS}", batch_size=1000)
-    ingest = IngestLoop(connect, publisher, clock, metrics,
-                        executions_topic=f"{prefix}{topics.EXECUTIONS}",
-                        dlq_topic=f"{prefix}{topics.DLQ}", on_due=fire.notify_due)
-    out: dict[str, Any] = {"timers": total, "burst": burst, "ingest_batch": size,
-                           "publisher": "kafka" if kafka else "none (records dropped)"}
+    fire = FireLoop(
+        connect,
+        publisher,
+        clock,
+        metrics,
+        actions_topic=f"{prefix}{topics.ACTIONS}",
+        executions_topic=f"{prefix}{topics.EXECUTIONS}",
+        batch_size=1000,
+    )
+    ingest = IngestLoop(
+        connect,
+        publisher,
+        clock,
+        metrics,
+        executions_topic=f"{prefix}{topics.EXECUTIONS}",
+        dlq_topic=f"{prefix}{topics.DLQ}",
+        on_due=fire.notify_due,
+    )
+    out: dict[str, Any] = {
+        "timers": total,
+        "burst": burst,
+        "ingest_batch": size,
+        "publisher": "kafka" if kafka else "none (records dropped)",
+    }
     rss_marks: list[float] = []
     far = total - burst
     print(f"ingesting {far:,} far-future timers in batches of {size} ...", flush=True)
@@ -245,7 +319,10 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
         ).fetchone()
     assert sizes is not None
     out["table_total_mb"], out["table_heap_mb"], out["indexes_mb"] = (
-        sizes[0] / 2**20, sizes[1] / 2**20, sizes[2] / 2**20)
+        sizes[0] / 2**20,
+        sizes[1] / 2**20,
+        sizes[2] / 2**20,
+    )
     out["pending_before_burst"] = sizes[3]
     stop = threading.Event()
     runner = threading.Thread(target=fire.run, args=(stop,))
@@ -263,7 +340,9 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
             "SELECT extract(epoch FROM max(fired_at) - %s),"
             " percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP"
             " (ORDER BY extract(epoch FROM fired_at - due_at)), count(*)"
-            " FROM timers WHERE status = 'fired'", (due,)).fetchone()
+            " FROM timers WHERE status = 'fired'",
+            (due,),
+        ).fetchone()
     assert stats is not None and stats[2] == burst, stats
     out["fire_rate"] = burst / float(stats[0])
     out["lag_p50_s"], out["lag_p99_s"] = (float(x) for x in stats[1])
@@ -281,16 +360,32 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
 def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     rows = [
         ("pending timers loaded", f"{r['timers']:,} (burst {r['burst']:,})", ""),
-        ("ingest (scheduler path)", f"{r['ingest_rate']:,.0f} timers/s",
-         f"{r['ingest_vs_copy']:.2f} x plain COPY ({r['copy_rate']:,.0f}/s)"),
-        ("firing, burst due at once", f"{r['fire_rate']:,.0f} timers/s",
-         f"{r['fire_vs_bare']:.2f} x bare SQL loop ({r['bare_fire_rate']:,.0f}/s)"),
-        ("firing lag p50 / p99", f"{r['lag_p50_s']:.2f} s / {r['lag_p99_s']:.2f} s",
-         "due -> confirmed (burst drains)"),
-        ("peak RSS", f"{r['rss_mb_peak']:.0f} MB",
-         f"{r['rss_mb_after_10pct']:.0f} MB at 10% ingest, {r['rss_mb_after_ingest']:.0f} at 100%"),
-        ("timers table + indexes", f"{r['table_total_mb']:.0f} MB",
-         f"heap {r['table_heap_mb']:.0f} MB, indexes {r['indexes_mb']:.0f} MB"),
+        (
+            "ingest (scheduler path)",
+            f"{r['ingest_rate']:,.0f} timers/s",
+            f"{r['ingest_vs_copy']:.2f} x plain COPY ({r['copy_rate']:,.0f}/s)",
+        ),
+        (
+            "firing, burst due at once",
+            f"{r['fire_rate']:,.0f} timers/s",
+            f"{r['fire_vs_bare']:.2f} x bare SQL loop ({r['bare_fire_rate']:,.0f}/s)",
+        ),
+        (
+            "firing lag p50 / p99",
+            f"{r['lag_p50_s']:.2f} s / {r['lag_p99_s']:.2f} s",
+            "due -> confirmed (burst drains)",
+        ),
+        (
+            "peak RSS",
+            f"{r['rss_mb_peak']:.0f} MB",
+            f"{r['rss_mb_after_10pct']:.0f} MB at 10% ingest, "
+            f"{r['rss_mb_after_ingest']:.0f} at 100%",
+        ),
+        (
+            "timers table + indexes",
+            f"{r['table_total_mb']:.0f} MB",
+            f"heap {r['table_heap_mb']:.0f} MB, indexes {r['indexes_mb']:.0f} MB",
+        ),
         ("publisher", r["publisher"], f"ingest batch {r['ingest_batch']}"),
     ]
     for label, value, note in rows:

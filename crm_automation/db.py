@@ -52,7 +52,9 @@ def migrate(database_url: str) -> list[Migration]:
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.name),
                     )
-                logger.info("applied migration version=%s name=%s", migration.version, migration.name)
+                logger.info(
+                    "applied migration version=%s name=%s", migration.version, migration.name
+                )
                 applied_now.append(migration)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

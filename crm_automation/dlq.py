@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from confluent_kafka import Message
+
 # The header names operators know from Kafka Connect's DLQ.
 HEADER_TOPIC = "__connect.errors.topic"
 HEADER_PARTITION = "__connect.errors.partition"
@@ -28,7 +30,7 @@ class DeadLetter:
     reason: str
     message: str
 
-    def headers(self) -> list[tuple[str, bytes]]:
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
         return [
             (HEADER_TOPIC, self.source_topic.encode()),
             (HEADER_PARTITION, str(self.source_partition).encode()),
@@ -37,3 +39,27 @@ class DeadLetter:
             (HEADER_MESSAGE, self.message[:_MAX_MESSAGE].encode("utf-8", "replace")),
             (HEADER_REASON, self.reason.encode()),
         ]
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition, offset of a consumed (non-error) message: never None there."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise RuntimeError("consumed message without a position")
+    return topic, partition, offset
+
+
+def dead_letter_of(message: Message, error_class: str, reason: str, text: str) -> DeadLetter:
+    """The dead letter for a consumed message that can never be processed."""
+    topic, partition, offset = position(message)
+    key, value = message.key(), message.value()
+    return DeadLetter(
+        key=key.encode() if isinstance(key, str) else key,
+        value=value.encode() if isinstance(value, str) else value,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        error_class=error_class,
+        reason=reason,
+        message=text,
+    )

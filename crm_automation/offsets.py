@@ -19,7 +19,6 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 """
 
 
-
 def store_offsets(
     cur: psycopg.Cursor, group: str, next_offsets: Mapping[TopicPartition, int]
 ) -> None:

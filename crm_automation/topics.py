@@ -6,7 +6,10 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    NewTopic,  # type: ignore[attr-defined]
+)
 
 from crm_automation.settings import Settings
 
@@ -54,8 +57,12 @@ def create_topics(admin: AdminClient, settings: Settings, timeout: float = 30.0)
     specs = topic_specs(settings)
     futures = admin.create_topics(
         [
-            NewTopic(s.name, num_partitions=s.partitions,
-                     replication_factor=settings.replication_factor, config=s.config)
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=settings.replication_factor,
+                config=s.config,
+            )
             for s in specs
         ],
         request_timeout=timeout,

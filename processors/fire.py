@@ -98,9 +98,14 @@ class FireLoop:
         for t in due:
             lag_ms = max(0, round((now - t.due_at).total_seconds() * 1000))
             execution = Execution(
-                rule_id=t.rule_id, item_key=t.item_key, event_id=t.event_id,
-                status=ExecutionStatus.FIRED, recorded_at=now, action_id=t.timer_id,
-                rule_version=t.rule_version, due_at=t.due_at,
+                rule_id=t.rule_id,
+                item_key=t.item_key,
+                event_id=t.event_id,
+                status=ExecutionStatus.FIRED,
+                recorded_at=now,
+                action_id=t.timer_id,
+                rule_version=t.rule_version,
+                due_at=t.due_at,
                 reason=f"timer fired lag_ms={lag_ms}",
             )
             records.append(

@@ -112,8 +112,11 @@ class IngestLoop:
             self._metrics.cancelled.labels(ref.reason or "unknown").inc()
         logger.debug(
             "ingested schedules=%d entry_cancels=%d rule_cancels=%d scheduled=%d cancelled=%d",
-            len(batch.schedules), len(batch.entry_cancels), len(batch.rule_cancels),
-            result.scheduled, len(result.cancelled),
+            len(batch.schedules),
+            len(batch.entry_cancels),
+            len(batch.rule_cancels),
+            result.scheduled,
+            len(result.cancelled),
         )
         return result
 
@@ -121,24 +124,39 @@ class IngestLoop:
         self, cancelled: Sequence[timer_store.TimerRef], now: datetime
     ) -> list[Outgoing]:
         return [
-            Outgoing(self._executions_topic, ref.item_key.encode(), codec.encode(Execution(
-                rule_id=ref.rule_id, item_key=ref.item_key, event_id=ref.event_id,
-                status=ExecutionStatus.CANCELLED, recorded_at=now, action_id=ref.timer_id,
-                rule_version=ref.rule_version, due_at=ref.due_at, reason=ref.reason,
-            )))
+            Outgoing(
+                self._executions_topic,
+                ref.item_key.encode(),
+                codec.encode(
+                    Execution(
+                        rule_id=ref.rule_id,
+                        item_key=ref.item_key,
+                        event_id=ref.event_id,
+                        status=ExecutionStatus.CANCELLED,
+                        recorded_at=now,
+                        action_id=ref.timer_id,
+                        rule_version=ref.rule_version,
+                        due_at=ref.due_at,
+                        reason=ref.reason,
+                    )
+                ),
+            )
             for ref in cancelled
         ]
 
     def _send_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         """Confirmed before the offsets that skip them are stored."""
-        self._publisher.publish([
-            Outgoing(self._dlq_topic, d.key, d.value, list(d.headers())) for d in dead
-        ])
+        self._publisher.publish(
+            [Outgoing(self._dlq_topic, d.key, d.value, list(d.headers())) for d in dead]
+        )
         for letter in dead:
             self._metrics.dlq.labels("scheduler", letter.reason).inc()
             logger.warning(
                 "dead letter topic=%s partition=%s offset=%s reason=%s",
-                letter.source_topic, letter.source_partition, letter.source_offset, letter.reason,
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
+                letter.reason,
             )
 
     def close(self) -> None:

@@ -10,7 +10,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # time, so a healthy scheduler sits in the 5-100 ms buckets; seconds mean a backlog or a
 # slow broker, minutes to hours mean the scheduler was down (overdue timers fire at once).
 _LAG_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
 )
 # One batch is one transaction plus a confirmed produce: ~ms for a few timers on loopback,
 # up to seconds for a full batch of 1,000 against a slow disk or broker.

@@ -47,8 +47,11 @@ class KafkaPublisher:
             while True:
                 try:
                     self._producer.produce(
-                        record.topic, key=record.key, value=record.value,
-                        headers=record.headers, on_delivery=on_delivery,
+                        record.topic,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                        on_delivery=on_delivery,
                     )
                     break
                 except BufferError:  # local queue full: serve callbacks, then retry

@@ -42,7 +42,10 @@ def run(
     fire_publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
     ingest_publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
     fire = FireLoop(
-        connect, fire_publisher, clock, metrics,
+        connect,
+        fire_publisher,
+        clock,
+        metrics,
         actions_topic=settings.topic(topics.ACTIONS),
         executions_topic=settings.topic(topics.EXECUTIONS),
         batch_size=settings.scheduler_fire_batch_size,
@@ -50,7 +53,10 @@ def run(
         before_commit=_pause(settings.scheduler_pause_before_commit_seconds),
     )
     ingest = IngestLoop(
-        connect, ingest_publisher, clock, metrics,
+        connect,
+        ingest_publisher,
+        clock,
+        metrics,
         executions_topic=settings.topic(topics.EXECUTIONS),
         dlq_topic=settings.topic(topics.DLQ),
         on_due=fire.notify_due,

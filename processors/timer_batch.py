@@ -44,12 +44,18 @@ class TimerBatch:
                 batch.add(codec.decode_as(value, TimerCommand))
             except codec.InvalidMessage as exc:
                 key = message.key()
-                batch.dead.append(DeadLetter(
-                    key=key.encode() if isinstance(key, str) else key,
-                    value=value.encode() if isinstance(value, str) else value,
-                    source_topic=topic, source_partition=part, source_offset=offset,
-                    error_class="InvalidMessage", reason=exc.reason, message=str(exc),
-                ))
+                batch.dead.append(
+                    DeadLetter(
+                        key=key.encode() if isinstance(key, str) else key,
+                        value=value.encode() if isinstance(value, str) else value,
+                        source_topic=topic,
+                        source_partition=part,
+                        source_offset=offset,
+                        error_class="InvalidMessage",
+                        reason=exc.reason,
+                        message=str(exc),
+                    )
+                )
         return batch
 
     def add(self, command: TimerCommand) -> None:

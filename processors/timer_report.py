@@ -65,11 +65,16 @@ def timer_stats(conn: psycopg.Connection, now: datetime) -> TimerStats:
         " FROM timers WHERE status = 'pending'",
         (now,),
     ).fetchone()
-    done: dict[str, int] = dict(conn.execute(
-        "SELECT status, count(*) FROM timers WHERE status <> 'pending' GROUP BY status"
-    ).fetchall())
+    done: dict[str, int] = dict(
+        conn.execute(
+            "SELECT status, count(*) FROM timers WHERE status <> 'pending' GROUP BY status"
+        ).fetchall()
+    )
     pending, overdue, next_due = row if row is not None else (0, 0, None)
     return TimerStats(
-        pending=pending, overdue=overdue, next_due=next_due,
-        fired=done.get("fired", 0), cancelled=done.get("cancelled", 0),
+        pending=pending,
+        overdue=overdue,
+        next_due=next_due,
+        fired=done.get("fired", 0),
+        cancelled=done.get("cancelled", 0),
     )

@@ -91,7 +91,15 @@ _COPY_STAGING = (
     " issued_at, due_at, action) FROM STDIN (FORMAT BINARY)"
 )
 _COPY_TYPES = (
-    "text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "bytea",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "bytea",
 )
 
 # A rule cancel holds its rules' locks exclusively, a batch of schedules shares them:
@@ -170,13 +178,22 @@ def ingest(
         cur.execute(_LOCK_RULES_SHARED, (_RULE_LOCK_CLASS, scheduled_rules))
     cancelled: list[TimerRef] = []
     if entry_cancels:
-        cur.execute(_TOMBSTONE_ENTRIES, (
-            [c.item_key for c in entry_cancels], [c.stage_entry_id for c in entry_cancels],
-            [c.issued_at for c in entry_cancels],
-        ))
-        cur.execute(_CANCEL_ENTRIES, (
-            now, [c.item_key for c in entry_cancels], [c.stage_entry_id for c in entry_cancels],
-        ))
+        cur.execute(
+            _TOMBSTONE_ENTRIES,
+            (
+                [c.item_key for c in entry_cancels],
+                [c.stage_entry_id for c in entry_cancels],
+                [c.issued_at for c in entry_cancels],
+            ),
+        )
+        cur.execute(
+            _CANCEL_ENTRIES,
+            (
+                now,
+                [c.item_key for c in entry_cancels],
+                [c.stage_entry_id for c in entry_cancels],
+            ),
+        )
         cancelled += [_ref(row, REASON_STAGE_EXIT) for row in cur.fetchall()]
     if rule_cancels:
         ids, issued = [c.rule_id for c in rule_cancels], [c.issued_at for c in rule_cancels]
@@ -189,10 +206,19 @@ def ingest(
         with cur.copy(_COPY_STAGING) as copy:
             copy.set_types(_COPY_TYPES)
             for s in schedules:
-                copy.write_row((
-                    s.timer_id, s.item_key, s.stage_entry_id, s.rule_id, s.rule_version,
-                    s.event_id, s.issued_at, s.due_at, s.action,
-                ))
+                copy.write_row(
+                    (
+                        s.timer_id,
+                        s.item_key,
+                        s.stage_entry_id,
+                        s.rule_id,
+                        s.rule_version,
+                        s.event_id,
+                        s.issued_at,
+                        s.due_at,
+                        s.action,
+                    )
+                )
         cur.execute(_INSERT_FROM_STAGING, (now,))
         for row in cur.fetchall():
             ref = _ref(row[:6], row[7])

@@ -154,7 +154,10 @@ class CalDAVClient:
         """Events overlapping [start, end) (REPORT calendar-query); none if no calendar."""
         body = _QUERY.format(start=_utc(start), end=_utc(end)).encode()
         response = self._send(
-            "REPORT", calendar.path, calendar, content=body,
+            "REPORT",
+            calendar.path,
+            calendar,
+            content=body,
             headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
         )
         if response.status_code == 404:
@@ -195,8 +198,11 @@ class CalDAVClient:
         auth = self._service_auth or (calendar.principal, "")
         try:
             response = self._http.request(
-                method, urljoin(self._base + "/", href.lstrip("/")),
-                content=content, headers=headers, auth=auth,
+                method,
+                urljoin(self._base + "/", href.lstrip("/")),
+                content=content,
+                headers=headers,
+                auth=auth,
             )
         except httpx.TransportError as exc:  # connect errors, timeouts, broken connections
             raise CalDAVUnavailable(f"{method} failed: {type(exc).__name__}") from exc

@@ -31,10 +31,18 @@ X_FILE = "X-CRM-FILE"
 # RFC 7986 COLOR takes a CSS3 colour name; the rules file allows these names or #RRGGBB,
 # which is mapped to the nearest of them (the exact value is kept in X-CRM-COLOR).
 _CSS_COLORS = {
-    "yellow": (255, 255, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "red": (255, 0, 0),
-    "orange": (255, 165, 0), "purple": (128, 0, 128), "pink": (255, 192, 203),
-    "grey": (128, 128, 128), "gray": (128, 128, 128), "brown": (165, 42, 42),
-    "teal": (0, 128, 128), "turquoise": (64, 224, 208),
+    "yellow": (255, 255, 0),
+    "green": (0, 128, 0),
+    "blue": (0, 0, 255),
+    "red": (255, 0, 0),
+    "orange": (255, 165, 0),
+    "purple": (128, 0, 128),
+    "pink": (255, 192, 203),
+    "grey": (128, 128, 128),
+    "gray": (128, 128, 128),
+    "brown": (165, 42, 42),
+    "teal": (0, 128, 128),
+    "turquoise": (64, 224, 208),
 }
 _HEX_COLOR = re.compile(r"#([0-9A-Fa-f]{2})([0-9A-Fa-f]{2})([0-9A-Fa-f]{2})")
 _EMAIL = re.compile(r"[^@\s<>\"(),;:\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}")

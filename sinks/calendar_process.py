@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from automation_core.model import Action, ActionMode, PlanActivity
 from crm_automation import codec, kafka_clients, topics
 from crm_automation.clock import Clock, SystemClock
-from crm_automation.dlq import DeadLetter
+from crm_automation.dlq import DeadLetter, dead_letter_of, position
 from crm_automation.settings import Settings
 from sinks.caldav_client import CalDAVClient, CalDAVUnavailable
 from sinks.calendar_events import Addressing
@@ -43,12 +43,16 @@ def build_writer(settings: Settings, clock: Clock) -> CalendarWriter:
         raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
     password = settings.caldav_password.get_secret_value() if settings.caldav_password else None
     calendars = CalDAVClient(
-        settings.caldav_url, timeout=settings.caldav_timeout_seconds,
-        username=settings.caldav_username, password=password,
+        settings.caldav_url,
+        timeout=settings.caldav_timeout_seconds,
+        username=settings.caldav_username,
+        password=password,
         max_connections=settings.caldav_concurrency,
     )
     return CalendarWriter(
-        calendars, PostgresEventLog(settings.database_url.get_secret_value()), clock,
+        calendars,
+        PostgresEventLog(settings.database_url.get_secret_value()),
+        clock,
         addressing=Addressing(settings.calendar_user_domain, settings.calendar_room_domain),
         concurrency=settings.caldav_concurrency,
     )
@@ -80,12 +84,14 @@ def run(
                 try:
                     record = codec.decode(message.value() or b"")
                 except codec.InvalidMessage as exc:
-                    dead.append(_dead_letter(message, "InvalidMessage", exc.reason, str(exc)))
+                    dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
                     continue
                 if not isinstance(record, Action):
-                    dead.append(_dead_letter(
-                        message, "InvalidMessage", "unexpected_record", type(record).__name__
-                    ))
+                    dead.append(
+                        dead_letter_of(
+                            message, "InvalidMessage", "unexpected_record", type(record).__name__
+                        )
+                    )
                     continue
                 actions.append(record)
                 positions.append(message)
@@ -93,7 +99,9 @@ def run(
             if outcome is None:
                 break  # stopping mid-outage: nothing committed, the batch is read again
             for index, error in outcome.rejected.items():
-                letter = _dead_letter(positions[index], "CalDAVRejected", error.reason, str(error))
+                letter = dead_letter_of(
+                    positions[index], "CalDAVRejected", error.reason, str(error)
+                )
                 dead.append(letter)
             _publish(producer, settings, outcome, dead, metrics)
             _commit(consumer, messages)
@@ -122,7 +130,9 @@ def _write_with_retry(
                 metrics.retries.labels(SINK).inc()
                 logger.warning(
                     "calendar batch failed, retrying in %.1fs error=%s: %s",
-                    backoff, type(exc).__name__, exc,
+                    backoff,
+                    type(exc).__name__,
+                    exc,
                 )
                 if not paused:
                     consumer.pause(consumer.assignment())
@@ -148,7 +158,7 @@ def _idle(consumer: Consumer, seconds: float, stop: threading.Event) -> bool:
             return False
         message = consumer.poll(min(remaining, 0.5))
         if message is not None and message.error() is None:
-            tp = TopicPartition(*_position(message))
+            tp = TopicPartition(*position(message))
             consumer.seek(tp)
             consumer.pause([tp])
     return True
@@ -181,18 +191,24 @@ def _publish(
         return
     for execution in outcome.executions:
         producer.produce(
-            settings.topic(topics.EXECUTIONS), key=execution.item_key.encode(),
+            settings.topic(topics.EXECUTIONS),
+            key=execution.item_key.encode(),
             value=codec.encode(execution),
         )
     for letter in dead:
         producer.produce(
-            settings.topic(topics.DLQ), key=letter.key, value=letter.value,
+            settings.topic(topics.DLQ),
+            key=letter.key,
+            value=letter.value,
             headers=list(letter.headers()),
         )
         metrics.dlq.labels(PROCESS, letter.reason).inc()
         logger.warning(
             "dead letter topic=%s partition=%s offset=%s reason=%s",
-            letter.source_topic, letter.source_partition, letter.source_offset, letter.reason,
+            letter.source_topic,
+            letter.source_partition,
+            letter.source_offset,
+            letter.reason,
         )
     kafka_clients.flush_or_raise(producer)
 
@@ -200,7 +216,7 @@ def _publish(
 def _commit(consumer: Consumer, messages: list[Message]) -> None:
     next_offsets: dict[tuple[str, int], int] = {}
     for message in messages:
-        topic, partition, offset = _position(message)
+        topic, partition, offset = position(message)
         key = (topic, partition)
         next_offsets[key] = max(next_offsets.get(key, 0), offset + 1)
     try:
@@ -228,20 +244,3 @@ def _observe(
         metrics.end_to_end.labels(SINK, action.mode.value).observe(
             max(0.0, (now - start).total_seconds())
         )
-
-
-def _position(message: Message) -> tuple[str, int, int]:
-    """Topic, partition, offset of a consumed (non-error) message: never None there."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    if topic is None or partition is None or offset is None:
-        raise RuntimeError("consumed message without a position")
-    return topic, partition, offset
-
-
-def _dead_letter(message: Message, error_class: str, reason: str, text: str) -> DeadLetter:
-    topic, partition, offset = _position(message)
-    return DeadLetter(
-        key=message.key(), value=message.value(), source_topic=topic,
-        source_partition=partition, source_offset=offset,
-        error_class=error_class, reason=reason, message=text,
-    )

@@ -89,8 +89,10 @@ class PostgresEventLog:
             "INSERT INTO calendar_completions"
             " (action_id, item_key, stage_entry_id, stage_id, completed_at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (action_id) DO NOTHING",
-            [(c.action_id, c.item_key, c.stage_entry_id, c.stage_id, c.completed_at)
-             for c in completions],
+            [
+                (c.action_id, c.item_key, c.stage_entry_id, c.stage_id, c.completed_at)
+                for c in completions
+            ],
         )
 
     def completions_for(self, entries: Collection[Entry]) -> dict[Entry, datetime]:
@@ -130,16 +132,27 @@ class PostgresEventLog:
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (href) DO UPDATE SET completed_at ="
             "   coalesce(calendar_events.completed_at, excluded.completed_at)",
-            [(e.href, e.action_id, e.item_key, e.stage_entry_id, e.stage_id, e.calendar,
-              e.principal, e.complete_on_stage_exit, e.completed_at) for e in events],
+            [
+                (
+                    e.href,
+                    e.action_id,
+                    e.item_key,
+                    e.stage_entry_id,
+                    e.stage_id,
+                    e.calendar,
+                    e.principal,
+                    e.complete_on_stage_exit,
+                    e.completed_at,
+                )
+                for e in events
+            ],
         )
 
     def mark_completed(self, completed: Sequence[tuple[str, datetime]]) -> None:
         if not completed:
             return
         self._executemany(
-            "UPDATE calendar_events SET completed_at = %s"
-            " WHERE href = %s AND completed_at IS NULL",
+            "UPDATE calendar_events SET completed_at = %s WHERE href = %s AND completed_at IS NULL",
             [(at, href) for href, at in completed],
         )
 

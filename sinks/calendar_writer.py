@@ -94,10 +94,15 @@ class CalendarWriter:
             if isinstance(p, PlanActivity) and p.add_to_calendar:
                 plan_entries.add((action.item_key, action.stage_entry_id))
             elif isinstance(p, CompleteActivities):
-                completions.append(CompletionRecord(
-                    action.action_id, action.item_key, action.stage_entry_id, p.stage_id,
-                    p.completed_at,
-                ))
+                completions.append(
+                    CompletionRecord(
+                        action.action_id,
+                        action.item_key,
+                        action.stage_entry_id,
+                        p.stage_id,
+                        p.completed_at,
+                    )
+                )
             else:
                 outcome.writes["skipped", "not_calendar"] += 1
                 continue
@@ -155,7 +160,9 @@ class CalendarWriter:
                 result.writes["event", "rejected"] += 1
                 logger.warning(
                     "calendar write refused action_id=%s reason=%s status=%s",
-                    action.action_id, exc.reason, exc.status,
+                    action.action_id,
+                    exc.reason,
+                    exc.status,
                 )
         return result
 
@@ -166,7 +173,8 @@ class CalendarWriter:
         room = CalendarRef.of_room(plan.location_id) if plan.location_id else None
         completed_at = (
             left.get((action.item_key, action.stage_entry_id))
-            if plan.complete_on_stage_exit else None
+            if plan.complete_on_stage_exit
+            else None
         )
         ics = ev.to_ical(ev.build_calendar(action, plan, self._addressing, completed_at))
         name = ev.resource_name(action.action_id)
@@ -188,7 +196,9 @@ class CalendarWriter:
                 result.executions.append(self._room_busy(action))
                 logger.info(
                     "room busy action_id=%s rule_id=%s clashes=%d",
-                    action.action_id, action.rule_id, len(others),
+                    action.action_id,
+                    action.rule_id,
+                    len(others),
                 )
                 return
             created = self._ensure(room, name, ics, completed_at)
@@ -229,21 +239,36 @@ class CalendarWriter:
         raise CalDAVUnavailable(f"event kept changing, {_MAX_UPDATE_ATTEMPTS} completion tries")
 
     def _record(
-        self, action: Action, plan: PlanActivity, calendar: CalendarRef, kind: str, name: str,
+        self,
+        action: Action,
+        plan: PlanActivity,
+        calendar: CalendarRef,
+        kind: str,
+        name: str,
         completed_at: datetime | None,
     ) -> EventRecord:
         return EventRecord(
-            href=self._calendars.href(calendar, name), action_id=action.action_id,
-            item_key=action.item_key, stage_entry_id=action.stage_entry_id,
-            stage_id=plan.stage_id, calendar=kind, principal=calendar.principal,
-            complete_on_stage_exit=plan.complete_on_stage_exit, completed_at=completed_at,
+            href=self._calendars.href(calendar, name),
+            action_id=action.action_id,
+            item_key=action.item_key,
+            stage_entry_id=action.stage_entry_id,
+            stage_id=plan.stage_id,
+            calendar=kind,
+            principal=calendar.principal,
+            complete_on_stage_exit=plan.complete_on_stage_exit,
+            completed_at=completed_at,
         )
 
     def _room_busy(self, action: Action) -> Execution:
         return Execution(
-            rule_id=action.rule_id, item_key=action.item_key, event_id=action.event_id,
-            status=ExecutionStatus.FAILED, recorded_at=self._clock.now(),
-            action_id=action.action_id, rule_version=action.rule_version, reason=ROOM_BUSY,
+            rule_id=action.rule_id,
+            item_key=action.item_key,
+            event_id=action.event_id,
+            status=ExecutionStatus.FAILED,
+            recorded_at=self._clock.now(),
+            action_id=action.action_id,
+            rule_version=action.rule_version,
+            reason=ROOM_BUSY,
         )
 
     def _room_lock(self, room: CalendarRef) -> threading.Lock:

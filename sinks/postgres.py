@@ -52,6 +52,7 @@ UPDATE activities a
    AND a.item_key = ANY(%s)
 """
 
+
 def write_batch(
     conn: psycopg.Connection,
     rows: Rows,
@@ -68,4 +69,3 @@ def write_batch(
         if touched:
             cur.execute(_APPLY_COMPLETIONS, (sorted(touched),))
         store_offsets(cur, group, next_offsets)
-

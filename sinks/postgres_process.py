@@ -7,12 +7,12 @@ import threading
 from datetime import UTC, datetime
 
 import psycopg
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 
 from automation_core.model import Action, Execution
 from crm_automation import codec, kafka_clients, offsets, topics
 from crm_automation.batch_consumer import BatchConsumer
-from crm_automation.dlq import DeadLetter
+from crm_automation.dlq import DeadLetter, dead_letter_of, position
 from crm_automation.settings import Settings
 from sinks import postgres
 from sinks.metrics import SinkMetrics
@@ -27,7 +27,9 @@ _MAX_BACKOFF = 30.0
 
 def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None:
     """Consume until `stop` is set; each batch is one transaction with its offsets."""
-    database_url = _required(settings.database_url and settings.database_url.get_secret_value())
+    if settings.database_url is None:
+        raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
+    database_url = settings.database_url.get_secret_value()
     conn = _connect(database_url, stop, metrics)
     sources = [settings.topic(topics.ACTIONS), settings.topic(topics.EXECUTIONS)]
     consumer = BatchConsumer(
@@ -44,18 +46,26 @@ def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None
                 continue
             rows, next_offsets, dead = Rows(), {}, []
             for message in messages:
-                next_offsets[(message.topic(), message.partition())] = message.offset() + 1
+                topic, partition, offset = position(message)
+                next_offsets[(topic, partition)] = offset + 1
+                value = message.value()
                 try:
-                    record = codec.decode(message.value())
+                    if not isinstance(value, bytes):
+                        raise codec.InvalidMessage("null_value", "record without a value")
+                    record = codec.decode(value)
                 except codec.InvalidMessage as exc:
-                    dead.append(_dead_letter(message, exc.reason, str(exc)))
+                    dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
                     continue
                 if isinstance(record, Action):
                     rows.add_action(record)
                 elif isinstance(record, Execution):
                     rows.add_execution(record)
                 else:
-                    dead.append(_dead_letter(message, "unexpected_record", type(record).__name__))
+                    dead.append(
+                        dead_letter_of(
+                            message, "InvalidMessage", "unexpected_record", type(record).__name__
+                        )
+                    )
             if dead:
                 _send_dead_letters(producer, settings, dead, metrics)
             conn = _write_with_retry(conn, database_url, rows, next_offsets, metrics, stop)
@@ -107,8 +117,11 @@ def _connect(database_url: str, stop: threading.Event, metrics: SinkMetrics) -> 
 
 def _observe(rows: Rows, metrics: SinkMetrics) -> None:
     for kind, batch in (
-        ("lead", rows.leads), ("deal", rows.deals), ("activity", rows.activities),
-        ("completion", rows.completions), ("execution", rows.executions),
+        ("lead", rows.leads),
+        ("deal", rows.deals),
+        ("activity", rows.activities),
+        ("completion", rows.completions),
+        ("execution", rows.executions),
     ):
         if batch:
             metrics.writes.labels(SINK, kind, "ok").inc(len(batch))
@@ -122,33 +135,23 @@ def _observe(rows: Rows, metrics: SinkMetrics) -> None:
                 )
 
 
-def _dead_letter(message: Message, reason: str, text: str) -> DeadLetter:
-    return DeadLetter(
-        key=message.key(), value=message.value(), source_topic=message.topic(),
-        source_partition=message.partition(), source_offset=message.offset(),
-        error_class="InvalidMessage", reason=reason, message=text,
-    )
-
-
 def _send_dead_letters(
     producer: Producer, settings: Settings, dead: list[DeadLetter], metrics: SinkMetrics
 ) -> None:
     """Produce and confirm the DLQ records before the offsets that skip them are stored."""
     for letter in dead:
         producer.produce(
-            settings.topic(topics.DLQ), key=letter.key, value=letter.value,
+            settings.topic(topics.DLQ),
+            key=letter.key,
+            value=letter.value,
             headers=letter.headers(),
         )
         metrics.dlq.labels("sink_postgres", letter.reason).inc()
         logger.warning(
             "dead letter topic=%s partition=%s offset=%s reason=%s",
-            letter.source_topic, letter.source_partition, letter.source_offset, letter.reason,
+            letter.source_topic,
+            letter.source_partition,
+            letter.source_offset,
+            letter.reason,
         )
     kafka_clients.flush_or_raise(producer)
-
-
-def _required(value: str | None) -> str:
-    if not value:
-        raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
-    return value
-

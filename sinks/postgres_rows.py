@@ -21,24 +21,69 @@ from automation_core.model import (
 Row = tuple[Any, ...]
 
 LEAD_COLUMNS = (
-    "action_id", "rule_id", "lead_id", "source_item_key", "title", "responsible_id",
-    "company_id", "contact_ids", "is_repeat", "event_occurred_at",
+    "action_id",
+    "rule_id",
+    "lead_id",
+    "source_item_key",
+    "title",
+    "responsible_id",
+    "company_id",
+    "contact_ids",
+    "is_repeat",
+    "event_occurred_at",
 )
 DEAL_COLUMNS = (
-    "action_id", "rule_id", "deal_id", "source_item_key", "title", "pipeline_id", "stage_id",
-    "responsible_id", "amount", "currency", "company_id", "contact_ids", "fields", "copy_depth",
+    "action_id",
+    "rule_id",
+    "deal_id",
+    "source_item_key",
+    "title",
+    "pipeline_id",
+    "stage_id",
+    "responsible_id",
+    "amount",
+    "currency",
+    "company_id",
+    "contact_ids",
+    "fields",
+    "copy_depth",
     "event_occurred_at",
 )
 ACTIVITY_COLUMNS = (
-    "action_id", "rule_id", "activity_id", "item_key", "stage_id", "stage_entry_id", "subject",
-    "description", "deadline", "duration_minutes", "responsible_id", "color", "add_to_calendar",
-    "client_ids", "invitee_ids", "address", "location_id", "link", "files",
-    "complete_on_stage_exit", "event_occurred_at",
+    "action_id",
+    "rule_id",
+    "activity_id",
+    "item_key",
+    "stage_id",
+    "stage_entry_id",
+    "subject",
+    "description",
+    "deadline",
+    "duration_minutes",
+    "responsible_id",
+    "color",
+    "add_to_calendar",
+    "client_ids",
+    "invitee_ids",
+    "address",
+    "location_id",
+    "link",
+    "files",
+    "complete_on_stage_exit",
+    "event_occurred_at",
 )
 COMPLETION_COLUMNS = ("action_id", "item_key", "stage_id", "stage_entry_id", "completed_at")
 EXECUTION_COLUMNS = (
-    "execution_key", "action_id", "rule_id", "rule_version", "item_key", "event_id", "status",
-    "due_at", "reason", "recorded_at",
+    "execution_key",
+    "action_id",
+    "rule_id",
+    "rule_version",
+    "item_key",
+    "event_id",
+    "status",
+    "due_at",
+    "reason",
+    "recorded_at",
 )
 
 
@@ -61,39 +106,93 @@ class Rows:
     def add_action(self, action: Action) -> None:
         p = action.payload
         if isinstance(p, CreateLead):
-            self.leads.append((
-                action.action_id, action.rule_id, p.lead_id, action.item_key, p.title,
-                p.responsible_id, p.company.id if p.company else None,
-                [c.id for c in p.contacts], p.is_repeat, action.occurred_at,
-            ))
+            self.leads.append(
+                (
+                    action.action_id,
+                    action.rule_id,
+                    p.lead_id,
+                    action.item_key,
+                    p.title,
+                    p.responsible_id,
+                    p.company.id if p.company else None,
+                    [c.id for c in p.contacts],
+                    p.is_repeat,
+                    action.occurred_at,
+                )
+            )
         elif isinstance(p, CopyDeal):
             item = p.item
-            self.deals.append((
-                action.action_id, action.rule_id, p.deal_id, p.source_item_key, item.title,
-                p.pipeline_id, p.stage_id, item.responsible_id, item.amount, item.currency,
-                item.company.id if item.company else None, [c.id for c in item.contacts],
-                Jsonb(item.fields), p.copy_depth, action.occurred_at,
-            ))
+            self.deals.append(
+                (
+                    action.action_id,
+                    action.rule_id,
+                    p.deal_id,
+                    p.source_item_key,
+                    item.title,
+                    p.pipeline_id,
+                    p.stage_id,
+                    item.responsible_id,
+                    item.amount,
+                    item.currency,
+                    item.company.id if item.company else None,
+                    [c.id for c in item.contacts],
+                    Jsonb(item.fields),
+                    p.copy_depth,
+                    action.occurred_at,
+                )
+            )
         elif isinstance(p, PlanActivity):
-            self.activities.append((
-                action.action_id, action.rule_id, p.activity_id, action.item_key, p.stage_id,
-                action.stage_entry_id, p.subject, p.description, p.deadline,
-                p.duration_minutes, p.responsible_id, p.color, p.add_to_calendar,
-                [c.id for c in p.clients], list(p.invitee_ids), p.address, p.location_id,
-                p.link, list(p.files), p.complete_on_stage_exit, action.occurred_at,
-            ))
+            self.activities.append(
+                (
+                    action.action_id,
+                    action.rule_id,
+                    p.activity_id,
+                    action.item_key,
+                    p.stage_id,
+                    action.stage_entry_id,
+                    p.subject,
+                    p.description,
+                    p.deadline,
+                    p.duration_minutes,
+                    p.responsible_id,
+                    p.color,
+                    p.add_to_calendar,
+                    [c.id for c in p.clients],
+                    list(p.invitee_ids),
+                    p.address,
+                    p.location_id,
+                    p.link,
+                    list(p.files),
+                    p.complete_on_stage_exit,
+                    action.occurred_at,
+                )
+            )
         elif isinstance(p, CompleteActivities):
-            self.completions.append((
-                action.action_id, action.item_key, p.stage_id, action.stage_entry_id,
-                p.completed_at,
-            ))
+            self.completions.append(
+                (
+                    action.action_id,
+                    action.item_key,
+                    p.stage_id,
+                    action.stage_entry_id,
+                    p.completed_at,
+                )
+            )
 
     def add_execution(self, execution: Execution) -> None:
-        self.executions.append((
-            execution_key(execution), execution.action_id, execution.rule_id,
-            execution.rule_version, execution.item_key, execution.event_id,
-            execution.status.value, execution.due_at, execution.reason, execution.recorded_at,
-        ))
+        self.executions.append(
+            (
+                execution_key(execution),
+                execution.action_id,
+                execution.rule_id,
+                execution.rule_version,
+                execution.item_key,
+                execution.event_id,
+                execution.status.value,
+                execution.due_at,
+                execution.reason,
+                execution.recorded_at,
+            )
+        )
 
     def extend(self, actions: Iterable[Action], executions: Iterable[Execution]) -> None:
         for action in actions:
@@ -105,7 +204,10 @@ class Rows:
 def execution_key(execution: Execution) -> str:
     """The same execution record redelivered maps to the same key, so it is stored once."""
     parts = (
-        execution.event_id, execution.rule_id, execution.status.value,
-        execution.action_id or "", execution.due_at.isoformat() if execution.due_at else "",
+        execution.event_id,
+        execution.rule_id,
+        execution.status.value,
+        execution.action_id or "",
+        execution.due_at.isoformat() if execution.due_at else "",
     )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

@@ -74,15 +74,18 @@ def build_engine(
     # Every worker holds all rules. partitions=1 and recovery_buffer_size=1 are the
     # documented workaround for GlobalTable recovery loops (faust GlobalTable docstring).
     app.GlobalTable(
-        "rules", key_type=bytes, value_type=bytes, partitions=1, changelog_topic=rules_topic,
-        recovery_buffer_size=1, on_changelog_event=on_rule_record,
+        "rules",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=1,
+        changelog_topic=rules_topic,
+        recovery_buffer_size=1,
+        on_changelog_event=on_rule_record,
     )
     state = app.Table(
         "item-state", key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
-    events_topic = app.topic(
-        settings.topic(topics.STAGE_CHANGES), key_type=bytes, value_type=bytes
-    )
+    events_topic = app.topic(settings.topic(topics.STAGE_CHANGES), key_type=bytes, value_type=bytes)
     handler = StageChangeHandler(settings, rules, metrics)
     out = ConfirmingProducer(producer or Producer(kafka_clients.producer_config(settings)))
 

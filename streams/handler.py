@@ -68,7 +68,9 @@ class StageChangeHandler:
         for action in (*decision.actions, *decision.completions):
             out.append(Outgoing(self._actions_topic, key, codec.encode(action)))
         for command in (*decision.cancels, *decision.timers):
-            out.append(Outgoing(self._timers_topic, _timer_key(command, key), codec.encode(command)))
+            out.append(
+                Outgoing(self._timers_topic, _timer_key(command, key), codec.encode(command))
+            )
         for execution in decision.executions:
             out.append(Outgoing(self._executions_topic, key, codec.encode(execution)))
         return out
@@ -80,11 +82,19 @@ class StageChangeHandler:
         self._metrics.dlq.labels("engine", reason).inc()
         logger.warning(
             "dead letter topic=%s partition=%s offset=%s reason=%s",
-            source.topic, source.partition, source.offset, reason,
+            source.topic,
+            source.partition,
+            source.offset,
+            reason,
         )
         letter = DeadLetter(
-            key=key, value=value, source_topic=source.topic, source_partition=source.partition,
-            source_offset=source.offset, error_class=type(exc).__name__, reason=reason,
+            key=key,
+            value=value,
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            error_class=type(exc).__name__,
+            reason=reason,
             message=str(exc),
         )
         return Outgoing(self._dlq_topic, key, value, letter.headers())
@@ -106,4 +116,3 @@ def _timer_key(command: TimerCommand, item_key: bytes) -> bytes:
     if command.item_key is None and command.rule_id is not None:
         return command.rule_id.encode()
     return item_key
-

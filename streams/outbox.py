@@ -18,7 +18,7 @@ class Outgoing:
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, str | bytes | None]] = field(default_factory=list)
 
 
 class ConfirmingProducer:
@@ -44,7 +44,10 @@ class ConfirmingProducer:
         while True:
             try:
                 self._producer.produce(
-                    out.topic, key=out.key, value=out.value, headers=out.headers or None,
+                    out.topic,
+                    key=out.key,
+                    value=out.value,
+                    headers=out.headers or None,
                     on_delivery=on_delivery,
                 )
                 return
@@ -61,7 +64,9 @@ class ConfirmingProducer:
                 return
             failed, self._failed = self._failed, []
             for out, error in failed:
-                logger.warning("delivery failed topic=%s error=%s; producing again", out.topic, error)
+                logger.warning(
+                    "delivery failed topic=%s error=%s; producing again", out.topic, error
+                )
                 self._produce(out)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)

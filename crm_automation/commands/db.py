@@ -15,7 +15,9 @@ def migrate() -> None:
     """Apply the versioned SQL migrations not applied yet (idempotent)."""
     url = settings().database_url
     if url is None:
-        typer.echo("error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)", err=True)
+        typer.echo(
+            "error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)", err=True
+        )
         raise typer.Exit(2)
     applied = db.migrate(url.get_secret_value())
     if applied:

@@ -1,8 +1,9 @@
-"""`crm-automation rules` commands: validate and test rules files offline."""
+"""`crm-automation rules` commands: validate, test offline, publish, list and delete rules."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +17,15 @@ from automation_core.model import (
     CompleteActivities,
     CopyDeal,
     CreateLead,
+    Pipeline,
     PlanActivity,
     StageChanged,
 )
 from automation_core.rule_errors import RulesInvalid
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
+from crm_automation import rules_topic
+from crm_automation.commands._common import settings
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test and publish automation rules.")
 
@@ -101,8 +105,9 @@ def describe_step(step: Step) -> list[str]:
         f"{event.occurred_at.isoformat()} {event.event_id} {event.key} → "
         f"{event.pipeline_id}/{event.stage_id}: {decision.outcome}"
     ]
-    lines += [f"  cancel pending timers of stage entry {c.stage_entry_id}"
-              for c in decision.cancels]
+    lines += [
+        f"  cancel pending timers of stage entry {c.stage_entry_id}" for c in decision.cancels
+    ]
     lines += [f"  {describe_action(a)}" for a in decision.completions]
     actions = {a.action_id: a for a in _all_actions(decision)}
     for ex in decision.executions:
@@ -126,16 +131,107 @@ def _all_actions(decision: Decision) -> list[Action]:
 def describe_action(action: Action) -> str:
     p = action.payload
     if isinstance(p, CreateLead):
-        return (f"create lead {p.lead_id} {p.title!r} for {p.responsible_id}"
-                f" in {p.pipeline_id or '-'}/{p.stage_id or '-'}")
+        return (
+            f"create lead {p.lead_id} {p.title!r} for {p.responsible_id}"
+            f" in {p.pipeline_id or '-'}/{p.stage_id or '-'}"
+        )
     if isinstance(p, CopyDeal):
-        return (f"copy deal to {p.pipeline_id}/{p.stage_id} as {p.deal_id} {p.item.title!r} "
-                f"for {p.item.responsible_id} (copy depth {p.copy_depth})")
+        return (
+            f"copy deal to {p.pipeline_id}/{p.stage_id} as {p.deal_id} {p.item.title!r} "
+            f"for {p.item.responsible_id} (copy depth {p.copy_depth})"
+        )
     if isinstance(p, PlanActivity):
-        extras = [f"{p.duration_minutes} min in calendar" if p.add_to_calendar else "",
-                  f"clients {len(p.clients)}" if p.clients else "",
-                  "completes on stage exit" if p.complete_on_stage_exit else ""]
-        return (f"plan activity {p.subject!r} for {p.responsible_id}, deadline "
-                f"{p.deadline.isoformat()}" + "".join(f", {e}" for e in extras if e))
+        extras = [
+            f"{p.duration_minutes} min in calendar" if p.add_to_calendar else "",
+            f"clients {len(p.clients)}" if p.clients else "",
+            "completes on stage exit" if p.complete_on_stage_exit else "",
+        ]
+        return (
+            f"plan activity {p.subject!r} for {p.responsible_id}, deadline "
+            f"{p.deadline.isoformat()}" + "".join(f", {e}" for e in extras if e)
+        )
     assert isinstance(p, CompleteActivities)  # noqa: S101 - the payload union is closed
     return f"complete activities of stage {p.stage_id} (entry {action.stage_entry_id})"
+
+
+def _describe_plan(plan: rules_topic.Plan, verb: str) -> None:
+    for record in plan.upserts:
+        kind = "pipeline" if isinstance(record, Pipeline) else "rule"
+        typer.echo(f"{verb} {kind} {record.id}")
+    for key in plan.deletes:
+        typer.echo(f"{verb} delete {key}")
+    for rule_id in plan.cancelled_rules:
+        typer.echo(f"{verb} cancel pending timers of rule {rule_id}")
+    typer.echo(
+        f"{len(plan.upserts)} to publish, {len(plan.deletes)} to delete, {plan.unchanged} unchanged"
+    )
+
+
+@app.command("apply")
+def apply(
+    file: Annotated[Path, typer.Argument(help="Rules file (YAML).")],
+    prune: Annotated[
+        bool, typer.Option(help="Delete published rules missing from the file.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would change; publish nothing.")] = False,
+) -> None:
+    """Validate the whole file, then publish what changed to automation.rules."""
+    validated = load_rules_or_exit(file)
+    s = settings()
+    plan = rules_topic.plan_apply(validated, rules_topic.read_published(s), prune)
+    _describe_plan(plan, "would" if dry_run else "publish")
+    if not dry_run and not plan.empty:
+        rules_topic.execute(s, plan, datetime.now(UTC))
+
+
+@app.command("list")
+def list_rules(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per rule.")] = False,
+) -> None:
+    """The rules and pipelines the engine uses (read back from automation.rules)."""
+    published = rules_topic.read_published(settings())
+    for pipeline in sorted(published.pipelines.values(), key=lambda p: p.id):
+        if not as_json:
+            typer.echo(
+                f"pipeline {pipeline.id} ({pipeline.entity_type}): {' > '.join(pipeline.stages)}"
+            )
+    for rule in sorted(
+        published.rules.values(), key=lambda r: (r.pipeline_id, r.stage_id, r.position, r.id)
+    ):
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": rule.id,
+                        "version": rule.version,
+                        "enabled": rule.enabled,
+                        "trigger": {
+                            "entity_type": rule.entity_type.value,
+                            "pipeline": rule.pipeline_id,
+                            "stage": rule.stage_id,
+                        },
+                        "position": rule.position,
+                        "spec": rule.spec,
+                    }
+                )
+            )
+        else:
+            state = "enabled" if rule.enabled else "disabled"
+            typer.echo(
+                f"rule {rule.id} v{rule.version} {state}: {rule.entity_type.value} "
+                f"{rule.pipeline_id}/{rule.stage_id} -> {rule.spec.get('action', {}).get('type')}"
+            )
+
+
+@app.command("delete")
+def delete(rule_ids: Annotated[list[str], typer.Argument(help="Rule ids to delete.")]) -> None:
+    """Delete rules (tombstones) and cancel their pending timers."""
+    published = rules_topic.read_published(settings())
+    missing = [r for r in rule_ids if r not in published.rules]
+    for rule_id in missing:
+        typer.echo(f"error: no published rule {rule_id!r}", err=True)
+    if missing:
+        raise typer.Exit(1)
+    plan = rules_topic.plan_delete(rule_ids, published)
+    rules_topic.execute(settings(), plan, datetime.now(UTC))
+    _describe_plan(plan, "deleted")

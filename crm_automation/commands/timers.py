@@ -18,8 +18,9 @@ _STATUSES = ("pending", "fired", "cancelled", "all")
 def _connect() -> psycopg.Connection:
     url = settings().database_url
     if url is None:
-        typer.echo("error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)",
-                   err=True)
+        typer.echo(
+            "error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)", err=True
+        )
         raise typer.Exit(2)
     return psycopg.connect(url.get_secret_value(), autocommit=True)
 
@@ -37,7 +38,8 @@ def list_(
     item: str | None = typer.Option(None, "--item", help="Item key, e.g. DEAL:4711."),
     rule: str | None = typer.Option(None, "--rule", help="Rule id."),
     due_before: str | None = typer.Option(
-        None, "--due-before", help="ISO 8601 time (UTC if no offset)."),
+        None, "--due-before", help="ISO 8601 time (UTC if no offset)."
+    ),
     status: str = typer.Option("pending", "--status", help="pending, fired, cancelled or all."),
     limit: int = typer.Option(100, "--limit", min=1),
 ) -> None:
@@ -47,12 +49,18 @@ def list_(
     before = _moment(due_before) if due_before else None
     with _connect() as conn:
         rows = timer_report.list_timers(
-            conn, item_key=item, rule_id=rule, due_before=before,
-            status=None if status == "all" else status, limit=limit,
+            conn,
+            item_key=item,
+            rule_id=rule,
+            due_before=before,
+            status=None if status == "all" else status,
+            limit=limit,
         )
     for row in rows:
-        typer.echo(f"{row.due_at.astimezone(UTC).isoformat()}\t{row.status}\t{row.timer_id}"
-                   f"\t{row.item_key}\t{row.rule_id}")
+        typer.echo(
+            f"{row.due_at.astimezone(UTC).isoformat()}\t{row.status}\t{row.timer_id}"
+            f"\t{row.item_key}\t{row.rule_id}"
+        )
     if len(rows) == limit:
         typer.echo(f"(first {limit}; use --limit for more)", err=True)
 

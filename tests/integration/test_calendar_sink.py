@@ -51,26 +51,47 @@ T0 = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
 
 
 def plan_action(
-    user: str, *, item: str = "DEAL:4711", entry: str = "evt-1", start: datetime = T0,
-    minutes: int = 30, room: str | None = None, complete_on_exit: bool = False,
+    user: str,
+    *,
+    item: str = "DEAL:4711",
+    entry: str = "evt-1",
+    start: datetime = T0,
+    minutes: int = 30,
+    room: str | None = None,
+    complete_on_exit: bool = False,
     **changes: Any,
 ) -> Action:
     action_id = uuid.uuid4().hex
     payload = PlanActivity(
-        activity_id=f"activity-{action_id}", subject="Call the client",
-        description="Discuss the contract", deadline=start, duration_minutes=minutes,
-        responsible_id=user, stage_id="APPROVAL", color="yellow", add_to_calendar=True,
+        activity_id=f"activity-{action_id}",
+        subject="Call the client",
+        description="Discuss the contract",
+        deadline=start,
+        duration_minutes=minutes,
+        responsible_id=user,
+        stage_id="APPROVAL",
+        color="yellow",
+        add_to_calendar=True,
         clients=(Client("p-1", "contact", "Anna Müller", "anna@example.com"),),
-        invitee_ids=("u-12",), address=None, location_id=room,
-        link="https://meet.example.com/4711", files=(),
+        invitee_ids=("u-12",),
+        address=None,
+        location_id=room,
+        link="https://meet.example.com/4711",
+        files=(),
         complete_on_stage_exit=complete_on_exit,
     )
     for name, value in changes.items():
         payload = _replace(payload, name, value)
     return Action(
-        action_id=action_id, rule_id="call-client", rule_version="v1", item_key=item,
-        event_id=entry, stage_entry_id=entry, occurred_at=T0 - timedelta(days=1),
-        mode=ActionMode.IMMEDIATE, payload=payload,
+        action_id=action_id,
+        rule_id="call-client",
+        rule_version="v1",
+        item_key=item,
+        event_id=entry,
+        stage_entry_id=entry,
+        occurred_at=T0 - timedelta(days=1),
+        mode=ActionMode.IMMEDIATE,
+        payload=payload,
     )
 
 
@@ -80,18 +101,31 @@ def _replace(payload: PlanActivity, name: str, value: Any) -> PlanActivity:
 
 def completion(item: str, entry: str, at: datetime = T0 + timedelta(hours=2)) -> Action:
     return Action(
-        action_id=uuid.uuid4().hex, rule_id="", rule_version="", item_key=item,
-        event_id="evt-leave", stage_entry_id=entry, occurred_at=at,
-        mode=ActionMode.IMMEDIATE, payload=CompleteActivities(stage_id="APPROVAL", completed_at=at),
+        action_id=uuid.uuid4().hex,
+        rule_id="",
+        rule_version="",
+        item_key=item,
+        event_id="evt-leave",
+        stage_entry_id=entry,
+        occurred_at=at,
+        mode=ActionMode.IMMEDIATE,
+        payload=CompleteActivities(stage_id="APPROVAL", completed_at=at),
     )
 
 
 def lead_action(item: str) -> Action:
     return Action(
-        action_id=uuid.uuid4().hex, rule_id="renewal-lead", rule_version="v1", item_key=item,
-        event_id="evt-9", stage_entry_id="evt-9", occurred_at=T0, mode=ActionMode.IMMEDIATE,
-        payload=CreateLead(lead_id="lead-1", title="Renew", responsible_id="u-7",
-                           company=None, contacts=()),
+        action_id=uuid.uuid4().hex,
+        rule_id="renewal-lead",
+        rule_version="v1",
+        item_key=item,
+        event_id="evt-9",
+        stage_entry_id="evt-9",
+        occurred_at=T0,
+        mode=ActionMode.IMMEDIATE,
+        payload=CreateLead(
+            lead_id="lead-1", title="Renew", responsible_id="u-7", company=None, contacts=()
+        ),
     )
 
 
@@ -117,8 +151,9 @@ class CalendarReader:
 
     def names(self, owner: str, collection: str) -> list[str]:
         url = f"{self.base}/{owner}/{collection}/"
-        response = httpx.request("PROPFIND", url, auth=(owner, ""), headers={"Depth": "1"},
-                                 timeout=10)
+        response = httpx.request(
+            "PROPFIND", url, auth=(owner, ""), headers={"Depth": "1"}, timeout=10
+        )
         if response.status_code == 404:
             return []
         assert response.status_code == 207, response.text
@@ -153,7 +188,8 @@ class Radicale:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "radicale", "--config", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_for(self.answers, 30, what="Radicale to answer")
@@ -199,11 +235,16 @@ class Harness:
     """Topics of this test (own prefix), a producer, and sink threads."""
 
     def __init__(self, stack: Any, database_url: str, caldav_url: str) -> None:
-        self.settings: Settings = stack.settings.model_copy(update={
-            "database_url": SecretStr(database_url), "caldav_url": caldav_url,
-            "topic_prefix": f"{uuid.uuid4().hex[:8]}.", "partitions": 3, "batch_size": 50,
-            "caldav_timeout_seconds": 2.0,
-        })
+        self.settings: Settings = stack.settings.model_copy(
+            update={
+                "database_url": SecretStr(database_url),
+                "caldav_url": caldav_url,
+                "topic_prefix": f"{uuid.uuid4().hex[:8]}.",
+                "partitions": 3,
+                "batch_size": 50,
+                "caldav_timeout_seconds": 2.0,
+            }
+        )
         self.database_url = database_url
         self.calendars = CalendarReader(caldav_url)
         topics.create_topics(AdminClient(kafka_clients.admin_config(self.settings)), self.settings)
@@ -215,7 +256,8 @@ class Harness:
     def send(self, *actions: Action) -> None:
         for action in actions:
             self.producer.produce(
-                self.settings.topic(topics.ACTIONS), key=action.item_key.encode(),
+                self.settings.topic(topics.ACTIONS),
+                key=action.item_key.encode(),
                 value=codec.encode(action),
             )
         kafka_clients.flush_or_raise(self.producer)
@@ -295,13 +337,16 @@ def test_a_planned_activity_lands_in_the_responsible_persons_calendar_with_every
     harness: Harness,
 ) -> None:
     user = unique("u")
-    action = plan_action(user, address="Hauptstr. 1, Berlin",
-                         files=("https://files.example.com/offer.pdf",))
+    action = plan_action(
+        user, address="Hauptstr. 1, Berlin", files=("https://files.example.com/offer.pdf",)
+    )
     harness.send(action)
     harness.start_sink()
 
-    wait_for(lambda: harness.calendars.event(user, "calendar", action.action_id) is not None,
-               what="the event")
+    wait_for(
+        lambda: harness.calendars.event(user, "calendar", action.action_id) is not None,
+        what="the event",
+    )
     event = harness.calendars.event(user, "calendar", action.action_id)
     assert str(event["UID"]) == f"{action.action_id}@crm-automation"
     assert str(event["SUMMARY"]) == "Call the client"
@@ -315,16 +360,24 @@ def test_a_planned_activity_lands_in_the_responsible_persons_calendar_with_every
     attendees = {str(a) for a in event["ATTENDEE"]}
     assert attendees == {"mailto:u-12@users.invalid", "mailto:anna@example.com"}
     assert str(event[ev.X_ITEM_KEY]) == "DEAL:4711"
-    wait_for(lambda: harness.metric("crm_automation_sink_writes_total", sink="calendar",
-                                      kind="event", outcome="created") == 1, what="metrics")
+    wait_for(
+        lambda: (
+            harness.metric(
+                "crm_automation_sink_writes_total", sink="calendar", kind="event", outcome="created"
+            )
+            == 1
+        ),
+        what="metrics",
+    )
 
 
 def test_replaying_the_actions_topic_from_the_beginning_creates_no_second_event(
     harness: Harness,
 ) -> None:
     user = unique("u")
-    actions = [plan_action(user, item=f"DEAL:{i}", start=T0 + timedelta(hours=i))
-               for i in range(10)]
+    actions = [
+        plan_action(user, item=f"DEAL:{i}", start=T0 + timedelta(hours=i)) for i in range(10)
+    ]
     harness.send(*actions)
     harness.send(actions[3], actions[7])  # duplicates on the topic as well
     harness.start_sink()
@@ -333,8 +386,15 @@ def test_replaying_the_actions_topic_from_the_beginning_creates_no_second_event(
     harness.stop_sinks()
 
     harness.start_sink(group=unique("replay"))  # a new group reads from the beginning
-    wait_for(lambda: harness.metric("crm_automation_sink_writes_total", sink="calendar",
-                                      kind="event", outcome="exists") >= 12, what="the replay")
+    wait_for(
+        lambda: (
+            harness.metric(
+                "crm_automation_sink_writes_total", sink="calendar", kind="event", outcome="exists"
+            )
+            >= 12
+        ),
+        what="the replay",
+    )
     assert harness.calendars.names(user, "calendar") == sorted(
         ev.resource_name(a.action_id) for a in actions
     )
@@ -346,8 +406,9 @@ def test_a_room_clash_is_reported_as_a_failed_execution_and_the_room_is_not_doub
 ) -> None:
     room, first_user, second_user = unique("room"), unique("u"), unique("u")
     first = plan_action(first_user, item="DEAL:1", room=room)
-    overlapping = plan_action(second_user, item="DEAL:2", room=room,
-                              start=T0 + timedelta(minutes=15))
+    overlapping = plan_action(
+        second_user, item="DEAL:2", room=room, start=T0 + timedelta(minutes=15)
+    )
     later = plan_action(second_user, item="DEAL:3", room=room, start=T0 + timedelta(minutes=30))
     harness.send(first)
     harness.start_sink()
@@ -360,7 +421,10 @@ def test_a_room_clash_is_reported_as_a_failed_execution_and_the_room_is_not_doub
     assert execution.status == ExecutionStatus.FAILED
     assert execution.reason == "room_busy"
     assert (execution.action_id, execution.rule_id, execution.item_key, execution.event_id) == (
-        overlapping.action_id, "call-client", "DEAL:2", "evt-1"
+        overlapping.action_id,
+        "call-client",
+        "DEAL:2",
+        "evt-1",
     )
     wait_for(lambda: len(harness.calendars.names(room, "room")) == 2, what="the later booking")
     assert harness.calendars.names(room, "room") == sorted(
@@ -375,21 +439,29 @@ def test_leaving_the_stage_completes_the_activitys_events_whichever_arrives_firs
 ) -> None:
     user, room = unique("u"), unique("room")
     before = plan_action(user, item="DEAL:1", entry="e-1", room=room, complete_on_exit=True)
-    kept = plan_action(user, item="DEAL:1", entry="e-1", start=T0 + timedelta(hours=3),
-                       complete_on_exit=False)
+    kept = plan_action(
+        user, item="DEAL:1", entry="e-1", start=T0 + timedelta(hours=3), complete_on_exit=False
+    )
     late = plan_action(user, item="DEAL:2", entry="e-2", complete_on_exit=True)
     harness.send(before, kept)
     harness.start_sink()
     wait_for(lambda: len(harness.calendars.names(user, "calendar")) == 2, what="two events")
     harness.send(completion("DEAL:1", "e-1"), completion("DEAL:2", "e-2"))
-    wait_for(lambda: str(harness.calendars.event(user, "calendar", before.action_id)
-                           .get(ev.X_STATUS, "")) == "COMPLETED", what="completion")
+    wait_for(
+        lambda: (
+            str(harness.calendars.event(user, "calendar", before.action_id).get(ev.X_STATUS, ""))
+            == "COMPLETED"
+        ),
+        what="completion",
+    )
     assert str(harness.calendars.event(room, "room", before.action_id)[ev.X_STATUS]) == "COMPLETED"
     assert ev.X_STATUS not in harness.calendars.event(user, "calendar", kept.action_id)
 
     harness.send(late)  # its stage entry was left before it arrived
-    wait_for(lambda: harness.calendars.event(user, "calendar", late.action_id) is not None,
-               what="the late event")
+    wait_for(
+        lambda: harness.calendars.event(user, "calendar", late.action_id) is not None,
+        what="the late event",
+    )
     late_event = harness.calendars.event(user, "calendar", late.action_id)
     assert str(late_event[ev.X_STATUS]) == "COMPLETED"
     assert int(late_event["SEQUENCE"]) == 1
@@ -406,26 +478,39 @@ def test_invalid_and_refused_actions_go_to_the_dlq_and_the_sink_moves_on(
     harness.send(after)
     harness.start_sink()
 
-    wait_for(lambda: harness.calendars.event(user, "calendar", after.action_id) is not None,
-               what="the event after the bad ones")
+    wait_for(
+        lambda: harness.calendars.event(user, "calendar", after.action_id) is not None,
+        what="the event after the bad ones",
+    )
     dead = harness.read(topics.DLQ, 2)
     reasons = sorted(dict(m.headers())[HEADER_REASON].decode() for m in dead)
     assert len(dead) == 2
     assert "invalid_calendar_owner" in reasons
-    assert harness.metric("crm_automation_sink_writes_total", sink="calendar", kind="skipped",
-                          outcome="not_calendar") == 1
+    assert (
+        harness.metric(
+            "crm_automation_sink_writes_total",
+            sink="calendar",
+            kind="skipped",
+            outcome="not_calendar",
+        )
+        == 1
+    )
 
 
 def test_stopping_radicale_for_20_seconds_delays_events_but_loses_none(
-    stack: Any, database_url: str, own_radicale: Radicale,
+    stack: Any,
+    database_url: str,
+    own_radicale: Radicale,
 ) -> None:
     harness = Harness(stack, database_url, own_radicale.url)
     try:
         user = unique("u")
-        first = [plan_action(user, item=f"DEAL:{i}", start=T0 + timedelta(hours=i))
-                 for i in range(5)]
-        during = [plan_action(user, item=f"DEAL:{i}", start=T0 + timedelta(hours=i))
-                  for i in range(5, 25)]
+        first = [
+            plan_action(user, item=f"DEAL:{i}", start=T0 + timedelta(hours=i)) for i in range(5)
+        ]
+        during = [
+            plan_action(user, item=f"DEAL:{i}", start=T0 + timedelta(hours=i)) for i in range(5, 25)
+        ]
         harness.start_sink()
         harness.send(*first)
         wait_for(lambda: len(harness.calendars.names(user, "calendar")) == 5, what="5 events")
@@ -433,13 +518,18 @@ def test_stopping_radicale_for_20_seconds_delays_events_but_loses_none(
         own_radicale.stop()
         stopped_at = time.monotonic()
         harness.send(*during)
-        wait_for(lambda: harness.metric("crm_automation_sink_retries_total",
-                                          sink="calendar") >= 2, what="retries")
+        wait_for(
+            lambda: harness.metric("crm_automation_sink_retries_total", sink="calendar") >= 2,
+            what="retries",
+        )
         time.sleep(max(0.0, 20 - (time.monotonic() - stopped_at)))  # the outage itself
         own_radicale.start()
 
-        wait_for(lambda: len(harness.calendars.names(user, "calendar")) == 25, timeout=60,
-                   what="all 25 events after the restart")
+        wait_for(
+            lambda: len(harness.calendars.names(user, "calendar")) == 25,
+            timeout=60,
+            what="all 25 events after the restart",
+        )
         assert harness.calendars.names(user, "calendar") == sorted(
             ev.resource_name(a.action_id) for a in first + during
         )

@@ -50,10 +50,15 @@ def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(stack.database_url, dbname=name)
     db.migrate(url)
-    s: Settings = stack.settings.model_copy(update={
-        "topic_prefix": f"test-{uuid.uuid4().hex[:8]}.", "partitions": 3,
-        "database_url": SecretStr(url), "home": tmp_path, "scheduler_metrics_port": free_port(),
-    })
+    s: Settings = stack.settings.model_copy(
+        update={
+            "topic_prefix": f"test-{uuid.uuid4().hex[:8]}.",
+            "partitions": 3,
+            "database_url": SecretStr(url),
+            "home": tmp_path,
+            "scheduler_metrics_port": free_port(),
+        }
+    )
     topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
     yield s
     with psycopg.connect(stack.database_url, autocommit=True) as admin:
@@ -92,8 +97,9 @@ def now_ms() -> datetime:
 def send_timers(s: Settings, *commands: Any) -> None:
     producer = Producer(kafka_clients.producer_config(s))
     for command in commands:
-        producer.produce(s.topic(topics.TIMERS), key=command.item_key.encode(),
-                         value=codec.encode(command))
+        producer.produce(
+            s.topic(topics.TIMERS), key=command.item_key.encode(), value=codec.encode(command)
+        )
     kafka_clients.flush_or_raise(producer)
 
 
@@ -101,8 +107,11 @@ class TopicReader:
     """Reads a topic from the beginning; `until` polls with a deadline."""
 
     def __init__(self, s: Settings, topic: str) -> None:
-        self._consumer = Consumer(kafka_clients.consumer_config(
-            s, f"test-reader-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_uncommitted"}))
+        self._consumer = Consumer(
+            kafka_clients.consumer_config(
+                s, f"test-reader-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_uncommitted"}
+            )
+        )
         self._consumer.subscribe([s.topic(topic)])
         self.messages: list[tuple[float, Any]] = []
 
@@ -160,10 +169,13 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
     n = 20
     reader = TopicReader(settings, topics.ACTIONS)
     now = now_ms()
-    commands = [schedule(f"a-kill-{i}", item=f"DEAL:{i}", issued_at=now,
-                         due_at=now + timedelta(seconds=1)) for i in range(n)]
+    commands = [
+        schedule(f"a-kill-{i}", item=f"DEAL:{i}", issued_at=now, due_at=now + timedelta(seconds=1))
+        for i in range(n)
+    ]
     paused = start_scheduler(
-        settings, tmp_path, CRM_AUTOMATION_SCHEDULER_PAUSE_BEFORE_COMMIT_SECONDS="120")
+        settings, tmp_path, CRM_AUTOMATION_SCHEDULER_PAUSE_BEFORE_COMMIT_SECONDS="120"
+    )
     try:
         send_timers(settings, *commands)
         reader.until(n, timeout=30)  # confirmed on the topic; the commit is pending
@@ -171,14 +183,16 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
         stop_process(paused, signal.SIGKILL)
     url = settings.database_url.get_secret_value() if settings.database_url else ""
     with psycopg.connect(url) as conn:
-        statuses = dict(conn.execute(
-            "SELECT status, count(*) FROM timers GROUP BY status").fetchall())
+        statuses = dict(
+            conn.execute("SELECT status, count(*) FROM timers GROUP BY status").fetchall()
+        )
     assert statuses == {"pending": n}
 
     restarted = start_scheduler(settings, tmp_path)
     stop = threading.Event()
-    sink = threading.Thread(target=postgres_process.run, args=(
-        settings, SinkMetrics.create(CollectorRegistry()), stop))
+    sink = threading.Thread(
+        target=postgres_process.run, args=(settings, SinkMetrics.create(CollectorRegistry()), stop)
+    )
     sink.start()
     try:
         reader.until(2 * n, timeout=30)

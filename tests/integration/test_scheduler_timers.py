@@ -41,32 +41,60 @@ ACTIONS, EXECUTIONS, DLQ = "automation.actions", "automation.executions", "autom
 
 
 def action(
-    action_id: str, *, item: str = "DEAL:1", rule: str = "renewal-lead", entry: str = "evt-1",
-    occurred_at: datetime = T0, due_at: datetime,
+    action_id: str,
+    *,
+    item: str = "DEAL:1",
+    rule: str = "renewal-lead",
+    entry: str = "evt-1",
+    occurred_at: datetime = T0,
+    due_at: datetime,
 ) -> Action:
     return Action(
-        action_id=action_id, rule_id=rule, rule_version="v1", item_key=item, event_id=entry,
-        stage_entry_id=entry, occurred_at=occurred_at, mode=ActionMode.DELAYED,
-        payload=CreateLead(lead_id=f"lead-{action_id}", title="Renew maintenance",
-                           responsible_id="u-7", company=None, contacts=()),
+        action_id=action_id,
+        rule_id=rule,
+        rule_version="v1",
+        item_key=item,
+        event_id=entry,
+        stage_entry_id=entry,
+        occurred_at=occurred_at,
+        mode=ActionMode.DELAYED,
+        payload=CreateLead(
+            lead_id=f"lead-{action_id}",
+            title="Renew maintenance",
+            responsible_id="u-7",
+            company=None,
+            contacts=(),
+        ),
         due_at=due_at,
     )
 
 
 def schedule(
-    action_id: str, *, item: str = "DEAL:1", rule: str = "renewal-lead", entry: str = "evt-1",
-    issued_at: datetime = T0, due_at: datetime,
+    action_id: str,
+    *,
+    item: str = "DEAL:1",
+    rule: str = "renewal-lead",
+    entry: str = "evt-1",
+    issued_at: datetime = T0,
+    due_at: datetime,
 ) -> TimerCommand:
     a = action(action_id, item=item, rule=rule, entry=entry, occurred_at=issued_at, due_at=due_at)
     return TimerCommand(
-        kind=TimerCommandKind.SCHEDULE, issued_at=issued_at, item_key=item,
-        stage_entry_id=entry, rule_id=rule, due_at=due_at, action=a,
+        kind=TimerCommandKind.SCHEDULE,
+        issued_at=issued_at,
+        item_key=item,
+        stage_entry_id=entry,
+        rule_id=rule,
+        due_at=due_at,
+        action=a,
     )
 
 
 def cancel_entry(item: str, entry: str, issued_at: datetime = T0) -> TimerCommand:
     return TimerCommand(
-        kind=TimerCommandKind.CANCEL_STAGE_ENTRY, issued_at=issued_at, item_key=item,
+        kind=TimerCommandKind.CANCEL_STAGE_ENTRY,
+        issued_at=issued_at,
+        item_key=item,
         stage_entry_id=entry,
     )
 
@@ -95,13 +123,19 @@ class RecordingPublisher:
 
     def fired_action_ids(self) -> list[str]:
         with self._lock:
-            return [codec.decode_as(r.value or b"", Action).action_id
-                    for r in self.records if r.topic == ACTIONS]
+            return [
+                codec.decode_as(r.value or b"", Action).action_id
+                for r in self.records
+                if r.topic == ACTIONS
+            ]
 
     def executions(self) -> list[Execution]:
         with self._lock:
-            return [codec.decode_as(r.value or b"", Execution)
-                    for r in self.records if r.topic == EXECUTIONS]
+            return [
+                codec.decode_as(r.value or b"", Execution)
+                for r in self.records
+                if r.topic == EXECUTIONS
+            ]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -137,12 +171,23 @@ class Scheduler:
         self.publisher = RecordingPublisher()
         metrics = SchedulerMetrics.create(CollectorRegistry())
         self.fire = FireLoop(
-            self.connect, self.publisher, clock, metrics, actions_topic=ACTIONS,
-            executions_topic=EXECUTIONS, batch_size=batch_size, poll_seconds=poll,
+            self.connect,
+            self.publisher,
+            clock,
+            metrics,
+            actions_topic=ACTIONS,
+            executions_topic=EXECUTIONS,
+            batch_size=batch_size,
+            poll_seconds=poll,
         )
         self.ingest = IngestLoop(
-            self.connect, self.publisher, clock, metrics, executions_topic=EXECUTIONS,
-            dlq_topic=DLQ, on_due=self.fire.notify_due,
+            self.connect,
+            self.publisher,
+            clock,
+            metrics,
+            executions_topic=EXECUTIONS,
+            dlq_topic=DLQ,
+            on_due=self.fire.notify_due,
         )
 
     def connect(self) -> psycopg.Connection:
@@ -227,7 +272,10 @@ def test_a_cancelled_timer_never_fires_and_its_cancellation_is_logged(
     assert scheduler.publisher.fired_action_ids() == []
     [cancelled] = scheduler.publisher.executions()
     assert (cancelled.status, cancelled.action_id, cancelled.reason) == (
-        ExecutionStatus.CANCELLED, "a-cancel", "stage_exit")
+        ExecutionStatus.CANCELLED,
+        "a-cancel",
+        "stage_exit",
+    )
     assert scheduler.status_of("a-cancel") == "cancelled"
 
 
@@ -244,21 +292,29 @@ def test_a_cancel_that_arrives_before_its_schedule_still_wins(
     assert scheduler.fire.fire_once() == 1
     assert scheduler.publisher.fired_action_ids() == ["a-other"]
     assert scheduler.status_of("a-late") == "cancelled"
-    assert [e.action_id for e in scheduler.publisher.executions()
-            if e.status is ExecutionStatus.CANCELLED] == ["a-late"]
+    assert [
+        e.action_id
+        for e in scheduler.publisher.executions()
+        if e.status is ExecutionStatus.CANCELLED
+    ] == ["a-late"]
 
 
 def test_a_schedule_and_its_cancel_in_one_batch_cancel_in_either_order(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     due = T0 + timedelta(days=1)
-    scheduler.ingest.apply(batch(
-        cancel_entry("DEAL:1", "evt-1"), schedule("a-first", entry="evt-1", due_at=due),
-    ))
-    scheduler.ingest.apply(batch(
-        schedule("a-second", item="DEAL:2", entry="evt-9", due_at=due),
-        cancel_entry("DEAL:2", "evt-9"),
-    ))
+    scheduler.ingest.apply(
+        batch(
+            cancel_entry("DEAL:1", "evt-1"),
+            schedule("a-first", entry="evt-1", due_at=due),
+        )
+    )
+    scheduler.ingest.apply(
+        batch(
+            schedule("a-second", item="DEAL:2", entry="evt-9", due_at=due),
+            cancel_entry("DEAL:2", "evt-9"),
+        )
+    )
     clock.set(due)
     assert scheduler.fire.fire_once() == 0
     assert scheduler.status_of("a-first") == scheduler.status_of("a-second") == "cancelled"
@@ -269,25 +325,42 @@ def test_a_rule_wide_cancel_removes_all_its_pending_timers_and_spares_newer_sche
 ) -> None:
     due = T0 + timedelta(days=30)
     disabled_at = T0 + timedelta(hours=2)
-    scheduler.ingest.apply(batch(
-        *[schedule(f"a-old-{i}", item=f"DEAL:{i}", rule="renewal-lead", due_at=due)
-          for i in range(50)],
-        schedule("a-other-rule", item="DEAL:99", rule="call-client", due_at=due),
-    ))
+    scheduler.ingest.apply(
+        batch(
+            *[
+                schedule(f"a-old-{i}", item=f"DEAL:{i}", rule="renewal-lead", due_at=due)
+                for i in range(50)
+            ],
+            schedule("a-other-rule", item="DEAL:99", rule="call-client", due_at=due),
+        )
+    )
     scheduler.ingest.apply(batch(cancel_rule("renewal-lead", disabled_at)))
     # Read after the cancel: issued before it (cancelled), and after re-enabling (kept).
-    scheduler.ingest.apply(batch(
-        schedule("a-straggler", item="DEAL:77", rule="renewal-lead",
-                 issued_at=disabled_at - timedelta(minutes=1), due_at=due),
-        schedule("a-reenabled", item="DEAL:78", rule="renewal-lead",
-                 issued_at=disabled_at + timedelta(minutes=1), due_at=due),
-    ))
+    scheduler.ingest.apply(
+        batch(
+            schedule(
+                "a-straggler",
+                item="DEAL:77",
+                rule="renewal-lead",
+                issued_at=disabled_at - timedelta(minutes=1),
+                due_at=due,
+            ),
+            schedule(
+                "a-reenabled",
+                item="DEAL:78",
+                rule="renewal-lead",
+                issued_at=disabled_at + timedelta(minutes=1),
+                due_at=due,
+            ),
+        )
+    )
 
     clock.set(due)
     assert scheduler.fire.fire_once() == 2
     assert sorted(scheduler.publisher.fired_action_ids()) == ["a-other-rule", "a-reenabled"]
-    cancelled = [e for e in scheduler.publisher.executions()
-                 if e.status is ExecutionStatus.CANCELLED]
+    cancelled = [
+        e for e in scheduler.publisher.executions() if e.status is ExecutionStatus.CANCELLED
+    ]
     assert len(cancelled) == 51
     assert {e.reason for e in cancelled} == {"rule_cancelled"}
 
@@ -305,14 +378,13 @@ def test_a_replayed_schedule_of_a_fired_timer_does_not_fire_again(
     assert scheduler.publisher.fired_action_ids() == ["a-replay"]
 
 
-def test_overdue_timers_fire_at_once_oldest_first(
-    database_url: str, clock: FakeClock
-) -> None:
+def test_overdue_timers_fire_at_once_oldest_first(database_url: str, clock: FakeClock) -> None:
     s = Scheduler(database_url, clock, batch_size=3)
     try:
         dues = [T0 + timedelta(hours=h) for h in (5, 1, 4, 2, 3)]
-        s.ingest.apply(batch(*[schedule(f"a-{d.hour}", item=f"DEAL:{d.hour}", due_at=d)
-                               for d in dues]))
+        s.ingest.apply(
+            batch(*[schedule(f"a-{d.hour}", item=f"DEAL:{d.hour}", due_at=d) for d in dues])
+        )
         clock.set(T0 + timedelta(days=3))  # the scheduler was down for days
         assert s.fire.fire_once() == 3
         assert s.fire.fire_once() == 2
@@ -337,18 +409,28 @@ def test_two_fire_loops_racing_over_the_same_due_timers_fire_each_exactly_once(
     second = Scheduler(database_url, clock, batch_size=25)
     try:
         ids = [f"a-race-{i}" for i in range(2000)]
-        first.ingest.apply(batch(*[
-            schedule(a, item=f"DEAL:{i}", due_at=T0 + timedelta(seconds=i % 60))
-            for i, a in enumerate(ids)
-        ]))
+        first.ingest.apply(
+            batch(
+                *[
+                    schedule(a, item=f"DEAL:{i}", due_at=T0 + timedelta(seconds=i % 60))
+                    for i, a in enumerate(ids)
+                ]
+            )
+        )
         clock.set(T0 + timedelta(minutes=1))
         stop = threading.Event()
         runners = [threading.Thread(target=s.fire.run, args=(stop,)) for s in (first, second)]
         for runner in runners:
             runner.start()
         try:
-            wait_until(lambda: len(first.publisher.fired_action_ids())
-                       + len(second.publisher.fired_action_ids()) >= len(ids), timeout=60)
+            wait_until(
+                lambda: (
+                    len(first.publisher.fired_action_ids())
+                    + len(second.publisher.fired_action_ids())
+                    >= len(ids)
+                ),
+                timeout=60,
+            )
         finally:
             stop.set()
             first.fire.interrupt()

@@ -45,12 +45,25 @@ def item(**changes: Any) -> Item:
     return replace(base, **changes)
 
 
-def event(stage: str = "WON", *, event_id: str = "evt-1", at: str = "2026-11-26T10:00:00Z",
-          pipeline: str = "sales", entity: EntityType = EntityType.DEAL, item_id: str = "4711",
-          **changes: Any) -> StageChanged:
+def event(
+    stage: str = "WON",
+    *,
+    event_id: str = "evt-1",
+    at: str = "2026-11-26T10:00:00Z",
+    pipeline: str = "sales",
+    entity: EntityType = EntityType.DEAL,
+    item_id: str = "4711",
+    **changes: Any,
+) -> StageChanged:
     return StageChanged(
-        event_id=event_id, occurred_at=utc(at), entity_type=entity, item_id=item_id,
-        pipeline_id=pipeline, stage_id=stage, item=changes.pop("the_item", item()), **changes,
+        event_id=event_id,
+        occurred_at=utc(at),
+        entity_type=entity,
+        item_id=item_id,
+        pipeline_id=pipeline,
+        stage_id=stage,
+        item=changes.pop("the_item", item()),
+        **changes,
     )
 
 

@@ -80,21 +80,32 @@ COPY = """
     ("params", "title", "stage", "responsible"),
     [
         pytest.param("", "Maintenance Müller GmbH (copy)", "NEW", "u-7", id="defaults"),
-        pytest.param(", suffix: ' Kopie'", "Maintenance Müller GmbH Kopie", "NEW", "u-7",
-                     id="suffix"),
-        pytest.param(", title: 'Install {{ item.UF_CONTRACT_NO }}'", "Install MV-17", "NEW",
-                     "u-7", id="title-template"),
-        pytest.param(", target_stage: SCHEDULED", "Maintenance Müller GmbH (copy)",
-                     "SCHEDULED", "u-7", id="target-stage"),
-        pytest.param(", responsible: u-9", "Maintenance Müller GmbH (copy)", "NEW", "u-9",
-                     id="responsible"),
+        pytest.param(
+            ", suffix: ' Kopie'", "Maintenance Müller GmbH Kopie", "NEW", "u-7", id="suffix"
+        ),
+        pytest.param(
+            ", title: 'Install {{ item.UF_CONTRACT_NO }}'",
+            "Install MV-17",
+            "NEW",
+            "u-7",
+            id="title-template",
+        ),
+        pytest.param(
+            ", target_stage: SCHEDULED",
+            "Maintenance Müller GmbH (copy)",
+            "SCHEDULED",
+            "u-7",
+            id="target-stage",
+        ),
+        pytest.param(
+            ", responsible: u-9", "Maintenance Müller GmbH (copy)", "NEW", "u-9", id="responsible"
+        ),
     ],
 )
 def test_copy_deal_parameters(params: str, title: str, stage: str, responsible: str) -> None:
     copy = only_payload(COPY % params)
     assert isinstance(copy, CopyDeal)
-    assert (copy.item.title, copy.stage_id, copy.item.responsible_id) == (
-        title, stage, responsible)
+    assert (copy.item.title, copy.stage_id, copy.item.responsible_id) == (title, stage, responsible)
     assert replace(copy.item, title=item().title, responsible_id="u-7") == item()
 
 
@@ -121,37 +132,78 @@ ACTIVITY = """
     ("params", "attribute", "expected"),
     [
         pytest.param("", "deadline", utc("2026-11-26T10:00:00Z"), id="deadline-default-now"),
-        pytest.param("deadline: {delay: 1d, at: '14:00', timezone: Europe/Berlin}", "deadline",
-                     utc("2026-11-27T13:00:00Z"), id="deadline-tomorrow-14h"),
-        pytest.param("deadline: {datetime: '2026-12-01T10:00:00+01:00'}", "deadline",
-                     utc("2026-12-01T09:00:00Z"), id="deadline-absolute"),
-        pytest.param("deadline: {field: close_date, offset: -1d, at: '10:00', timezone: UTC}",
-                     "deadline", utc("2026-11-29T10:00:00Z"), id="deadline-before-close-date"),
-        pytest.param("description: 'Talk to {{ contact.name }} {{ contact.last_name }}'",
-                     "description", "Talk to Anna Müller", id="description-template"),
+        pytest.param(
+            "deadline: {delay: 1d, at: '14:00', timezone: Europe/Berlin}",
+            "deadline",
+            utc("2026-11-27T13:00:00Z"),
+            id="deadline-tomorrow-14h",
+        ),
+        pytest.param(
+            "deadline: {datetime: '2026-12-01T10:00:00+01:00'}",
+            "deadline",
+            utc("2026-12-01T09:00:00Z"),
+            id="deadline-absolute",
+        ),
+        pytest.param(
+            "deadline: {field: close_date, offset: -1d, at: '10:00', timezone: UTC}",
+            "deadline",
+            utc("2026-11-29T10:00:00Z"),
+            id="deadline-before-close-date",
+        ),
+        pytest.param(
+            "description: 'Talk to {{ contact.name }} {{ contact.last_name }}'",
+            "description",
+            "Talk to Anna Müller",
+            id="description-template",
+        ),
         pytest.param("", "responsible_id", "u-7", id="responsible-default"),
         pytest.param("responsible: u-12", "responsible_id", "u-12", id="responsible"),
         pytest.param("color: yellow", "color", "yellow", id="colour"),
         pytest.param("calendar: {duration: 45m}", "add_to_calendar", True, id="calendar"),
         pytest.param("calendar: {duration: 45m}", "duration_minutes", 45, id="duration"),
         pytest.param("clients: none", "clients", (), id="clients-none"),
-        pytest.param("clients: first", "clients",
-                     (Client("p-1", "contact", "Anna Müller", "anna@example.com"),),
-                     id="clients-first"),
-        pytest.param("clients: all", "clients",
-                     (Client("p-1", "contact", "Anna Müller", "anna@example.com"),
-                      Client("p-2", "contact", "Ben Kurz", "ben@example.com"),
-                      Client("c-1", "company", "Müller GmbH")), id="clients-all"),
+        pytest.param(
+            "clients: first",
+            "clients",
+            (Client("p-1", "contact", "Anna Müller", "anna@example.com"),),
+            id="clients-first",
+        ),
+        pytest.param(
+            "clients: all",
+            "clients",
+            (
+                Client("p-1", "contact", "Anna Müller", "anna@example.com"),
+                Client("p-2", "contact", "Ben Kurz", "ben@example.com"),
+                Client("c-1", "company", "Müller GmbH"),
+            ),
+            id="clients-all",
+        ),
         pytest.param("invite: [u-12, u-13]", "invitee_ids", ("u-12", "u-13"), id="invite"),
-        pytest.param("address: 'Hauptstr. 1, {{ company.title }}'", "address",
-                     "Hauptstr. 1, Müller GmbH", id="address"),
+        pytest.param(
+            "address: 'Hauptstr. 1, {{ company.title }}'",
+            "address",
+            "Hauptstr. 1, Müller GmbH",
+            id="address",
+        ),
         pytest.param("location: room-1", "location_id", "room-1", id="location"),
-        pytest.param("link: 'https://crm.example.com/deal/{{ item_id }}'", "link",
-                     "https://crm.example.com/deal/4711", id="link-template"),
-        pytest.param("files: ['https://files.example.com/a.pdf']", "files",
-                     ("https://files.example.com/a.pdf",), id="files"),
-        pytest.param("complete_on_stage_exit: true", "complete_on_stage_exit", True,
-                     id="complete-on-stage-exit"),
+        pytest.param(
+            "link: 'https://crm.example.com/deal/{{ item_id }}'",
+            "link",
+            "https://crm.example.com/deal/4711",
+            id="link-template",
+        ),
+        pytest.param(
+            "files: ['https://files.example.com/a.pdf']",
+            "files",
+            ("https://files.example.com/a.pdf",),
+            id="files",
+        ),
+        pytest.param(
+            "complete_on_stage_exit: true",
+            "complete_on_stage_exit",
+            True,
+            id="complete-on-stage-exit",
+        ),
         pytest.param("", "stage_id", "APPROVAL", id="created-for-stage"),
         pytest.param("", "subject", "Call Müller GmbH", id="subject-template"),
     ],
@@ -178,8 +230,9 @@ def test_a_link_that_renders_into_an_invalid_url_fails_the_rule() -> None:
 
 def test_a_template_value_is_inserted_literally_never_expanded_again() -> None:
     rules = ACTIVITY % ("", "description: '{{ item.title }}'")
-    activity = only_payload(rules, stage="APPROVAL",
-                            the_item=item(title="{{ company.title }} {=Document:ID}"))
+    activity = only_payload(
+        rules, stage="APPROVAL", the_item=item(title="{{ company.title }} {=Document:ID}")
+    )
     assert activity.description == "{{ company.title }} {=Document:ID}"
 
 
@@ -225,8 +278,11 @@ ORDERED = """
 def test_after_previous_waits_for_the_rule_above_and_others_do_not() -> None:
     decision = run(ORDERED)
     due = {t.rule_id: t.due_at for t in decision.timers}
-    assert due == {"first": utc("2026-11-26T11:00:00Z"), "second": utc("2026-11-26T11:00:00Z"),
-                   "third": utc("2026-11-26T10:10:00Z")}
+    assert due == {
+        "first": utc("2026-11-26T11:00:00Z"),
+        "second": utc("2026-11-26T11:00:00Z"),
+        "third": utc("2026-11-26T10:10:00Z"),
+    }
 
 
 def test_a_rule_that_opts_out_of_cancellation_is_scheduled_without_a_stage_entry() -> None:
@@ -240,11 +296,11 @@ def test_reentering_a_stage_fires_its_rules_again_with_new_ids() -> None:
     idx = index(COPY % "")
     first = evaluate(event("WON", event_id="e1"), None, idx, {})
     assert first.new_state is not None
-    away = evaluate(event("LOST", event_id="e2", at="2026-11-27T10:00:00Z"), first.new_state,
-                    idx, {})
+    away = evaluate(
+        event("LOST", event_id="e2", at="2026-11-27T10:00:00Z"), first.new_state, idx, {}
+    )
     assert away.new_state is not None
-    back = evaluate(event("WON", event_id="e3", at="2026-11-28T10:00:00Z"), away.new_state,
-                    idx, {})
+    back = evaluate(event("WON", event_id="e3", at="2026-11-28T10:00:00Z"), away.new_state, idx, {})
     assert len(back.actions) == 1 and back.actions[0].action_id != first.actions[0].action_id
 
 

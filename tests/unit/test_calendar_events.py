@@ -18,16 +18,23 @@ ACTION_ID = "0123456789abcdef0123456789abcdef"
 
 def plan(**changes: object) -> PlanActivity:
     base = PlanActivity(
-        activity_id=f"activity-{ACTION_ID}", subject="Call the client",
+        activity_id=f"activity-{ACTION_ID}",
+        subject="Call the client",
         description="Discuss the contract with Anna Müller; bring the offer, v2",
-        deadline=datetime(2026, 11, 27, 14, 0, tzinfo=BERLIN_WINTER), duration_minutes=30,
-        responsible_id="u-7", stage_id="APPROVAL", color="yellow", add_to_calendar=True,
+        deadline=datetime(2026, 11, 27, 14, 0, tzinfo=BERLIN_WINTER),
+        duration_minutes=30,
+        responsible_id="u-7",
+        stage_id="APPROVAL",
+        color="yellow",
+        add_to_calendar=True,
         clients=(
             Client("p-1", "contact", "Anna Müller", "anna@example.com"),
             Client("p-2", "contact", "Bernd Ohnemail", None),
             Client("c-1", "company", "Müller GmbH", "office@mueller.example"),
         ),
-        invitee_ids=("u-12", "u-13"), address="Hauptstr. 1, Berlin", location_id="room-1",
+        invitee_ids=("u-12", "u-13"),
+        address="Hauptstr. 1, Berlin",
+        location_id="room-1",
         link="https://meet.example.com/4711",
         files=("https://files.example.com/offer.pdf", "disk:17"),
         complete_on_stage_exit=True,
@@ -37,8 +44,14 @@ def plan(**changes: object) -> PlanActivity:
 
 def action(p: PlanActivity, action_id: str = ACTION_ID) -> Action:
     return Action(
-        action_id=action_id, rule_id="call-client", rule_version="v1", item_key="DEAL:4711",
-        event_id="evt-1", stage_entry_id="evt-1", occurred_at=T0, mode=ActionMode.IMMEDIATE,
+        action_id=action_id,
+        rule_id="call-client",
+        rule_version="v1",
+        item_key="DEAL:4711",
+        event_id="evt-1",
+        stage_entry_id="evt-1",
+        occurred_at=T0,
+        mode=ActionMode.IMMEDIATE,
         payload=p,
     )
 
@@ -83,8 +96,10 @@ def test_uid_and_resource_name_derive_from_the_action_id_and_are_stable() -> Non
 def test_invitees_clients_with_email_and_the_room_are_attendees() -> None:
     found = attendees(vevent(plan()))
     assert set(found) == {
-        "mailto:u-12@users.invalid", "mailto:u-13@users.invalid",
-        "mailto:anna@example.com", "mailto:office@mueller.example",
+        "mailto:u-12@users.invalid",
+        "mailto:u-13@users.invalid",
+        "mailto:anna@example.com",
+        "mailto:office@mueller.example",
         "mailto:room-1@rooms.invalid",
     }
     assert found["mailto:anna@example.com"]["CN"] == "Anna Müller"
@@ -97,7 +112,8 @@ def test_the_user_domain_is_configurable() -> None:
     p = plan(clients=(), location_id=None)
     ics = ev.build_calendar(action(p), p, ev.Addressing(user_domain="crm.example.com"))
     assert set(attendees(ics.walk("VEVENT")[0])) == {
-        "mailto:u-12@crm.example.com", "mailto:u-13@crm.example.com",
+        "mailto:u-12@crm.example.com",
+        "mailto:u-13@crm.example.com",
     }
 
 

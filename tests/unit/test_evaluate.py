@@ -36,8 +36,9 @@ def test_won_deal_is_copied_at_once_into_the_first_installation_stage() -> None:
     assert execution.status is ExecutionStatus.FIRED
     assert execution.action_id == action.action_id
     assert decision.timers == () and decision.cancels == () and decision.completions == ()
-    assert decision.new_state == ItemState("sales", "WON", "evt-1", utc("2026-11-26T10:00:00Z"),
-                                           ("evt-1",))
+    assert decision.new_state == ItemState(
+        "sales", "WON", "evt-1", utc("2026-11-26T10:00:00Z"), ("evt-1",)
+    )
 
 
 def test_leaving_a_stage_cancels_its_timers_and_completes_its_activities() -> None:

@@ -14,7 +14,8 @@ from automation_core.model import Company, Contact, EntityType, Item, StageChang
 from automation_core.rules_file import validate_rules_file
 
 EXAMPLE = validate_rules_file(
-    (Path(__file__).resolve().parents[2] / "config" / "rules.example.yaml").read_text())
+    (Path(__file__).resolve().parents[2] / "config" / "rules.example.yaml").read_text()
+)
 INDEX = rule_index_from(EXAMPLE.rules)
 PIPELINES = {p.id: p for p in EXAMPLE.pipelines}
 
@@ -32,8 +33,9 @@ items = st.builds(
 events = st.builds(
     StageChanged,
     event_id=st.text(alphabet="abcdef0123456789-", min_size=1, max_size=12),
-    occurred_at=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1),
-                             timezones=st.just(UTC)),
+    occurred_at=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)
+    ),
     entity_type=st.just(EntityType.DEAL),
     item_id=st.sampled_from(["1", "2"]),
     pipeline_id=st.just("sales"),
@@ -42,8 +44,11 @@ events = st.builds(
     copy_depth=st.integers(0, 4),
 )
 states = st.none() | st.builds(
-    ItemState, pipeline_id=st.just("sales"), stage_id=st.sampled_from(["NEW", "LOST"]),
-    stage_entry_id=st.just("evt-0"), last_occurred_at=st.just(datetime(2019, 1, 1, tzinfo=UTC)),
+    ItemState,
+    pipeline_id=st.just("sales"),
+    stage_id=st.sampled_from(["NEW", "LOST"]),
+    stage_entry_id=st.just("evt-0"),
+    last_occurred_at=st.just(datetime(2019, 1, 1, tzinfo=UTC)),
     recent_event_ids=st.just(("evt-0",)),
 )
 
@@ -66,8 +71,9 @@ def test_no_timer_is_due_before_its_event(event: StageChanged, state: ItemState 
 
 @settings(max_examples=150, deadline=None)
 @given(events, states)
-def test_a_duplicated_event_yields_nothing_new(event: StageChanged, state: ItemState | None
-                                               ) -> None:
+def test_a_duplicated_event_yields_nothing_new(
+    event: StageChanged, state: ItemState | None
+) -> None:
     first = evaluate(event, state, INDEX, PIPELINES)
     assert first.new_state is not None
     later = first.new_state
@@ -82,10 +88,17 @@ def test_ids_depend_only_on_event_rule_and_version(event: StageChanged, other: s
     decision = evaluate(event, None, INDEX, PIPELINES)
     moved = evaluate(
         StageChanged(**{**event.__dict__, "occurred_at": event.occurred_at + timedelta(hours=1)}),
-        None, INDEX, PIPELINES)
+        None,
+        INDEX,
+        PIPELINES,
+    )
     ids = [e.action_id for e in decision.executions]
     assert ids == [e.action_id for e in moved.executions]
     assert len(set(ids)) == len(ids)
-    renamed = evaluate(StageChanged(**{**event.__dict__, "event_id": event.event_id + other}),
-                       None, INDEX, PIPELINES)
+    renamed = evaluate(
+        StageChanged(**{**event.__dict__, "event_id": event.event_id + other}),
+        None,
+        INDEX,
+        PIPELINES,
+    )
     assert not set(ids) & {e.action_id for e in renamed.executions}

@@ -36,97 +36,182 @@ def test_the_example_rules_file_validates() -> None:
 @pytest.mark.parametrize(
     ("rules", "expected"),
     [
-        pytest.param(GOOD.replace("pipeline: sales", "pipeline: sale"),
-                     "rules[0] (call-client).trigger.pipeline: unknown pipeline 'sale'",
-                     id="unknown-pipeline"),
-        pytest.param(GOOD.replace("APPROVAL", "APPROVL"),
-                     "rules[0] (call-client).trigger.stage: unknown stage 'APPROVL'",
-                     id="unknown-stage"),
-        pytest.param(GOOD.replace("entity_type: DEAL", "entity_type: LEAD"),
-                     "rules[0] (call-client).trigger.pipeline: pipeline 'sales' holds DEAL",
-                     id="entity-type-of-pipeline"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, deadline: {delay: 10x}"),
-                     "rules[0] (call-client).action.deadline.delay: bad duration '10x'",
-                     id="bad-duration"),
-        pytest.param(GOOD.replace("{type:", "{color: yellow, type:").replace(
-            "action:", "when: {delay: -5m}\n  action:"),
-                     "rules[0] (call-client).when.delay: must not be negative",
-                     id="negative-delay"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, deadline: {delay: 1d, at: "
-                                  "'14:00', timezone: Europe/Berln}"),
-                     "rules[0] (call-client).action.deadline.timezone: unknown time zone "
-                     "'Europe/Berln'", id="bad-time-zone"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, deadline: {delay: 1d, at: "
-                                  "'14:00'}"),
-                     "rules[0] (call-client).action.deadline: 'at' and 'field' need a "
-                     "'timezone'", id="at-without-zone"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, deadline: {at: '24:00', "
-                                  "timezone: UTC}"),
-                     "rules[0] (call-client).action.deadline.at: bad time of day",
-                     id="bad-time-of-day"),
-        pytest.param(GOOD.replace("subject: Call", "subject: 'Call {{ item.secret }}'"),
-                     "rules[0] (call-client).action.subject: unknown template field "
-                     "'{{ item.secret }}'", id="unknown-template-field"),
-        pytest.param(GOOD.replace("subject: Call", "subject: 'Call {{ item.__class__ }}'"),
-                     "unknown template field '{{ item.__class__ }}'", id="dunder-field"),
-        pytest.param(GOOD.replace("subject: Call", "subject: 'Call {{ item.title'"),
-                     "unbalanced placeholder braces", id="unbalanced-braces"),
-        pytest.param(GOOD.replace("subject: Call", "subject: '" + "x" * 4001 + "'"),
-                     "template longer than 4000 characters", id="template-size"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, link: 'javascript:x()'"),
-                     "action.link: URL scheme 'javascript' not allowed", id="link-scheme"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, link: "
-                                  "'https://user:pw@example.com/'"),
-                     "action.link: URL must not contain user information", id="link-userinfo"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, link: "
-                                  "'https://{{ item.title }}/x'"),
-                     "placeholders may not be part of the link's scheme or host",
-                     id="link-host-from-field"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, link: 'https://e.com/" +
-                                  "a" * 2100 + "'"),
-                     "URL longer than 2048", id="link-length"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, files: ['ftp://x.org/a']"),
-                     "action.files[0]: URL scheme 'ftp' not allowed", id="file-scheme"),
-        pytest.param(GOOD + GOOD, "rules[1] (call-client).id: duplicate rule id (first at "
-                     "rules[0])", id="duplicate-id"),
-        pytest.param(GOOD.replace("subject: Call", "subjct: Call"),
-                     "action.subjct: unknown key (did you mean 'subject'?)", id="typo-key"),
-        pytest.param(GOOD.replace("trigger:", "trigerr: {}\n  trigger:"),
-                     "rules[0] (call-client).trigerr: unknown key (did you mean 'trigger'?)",
-                     id="typo-rule-key"),
-        pytest.param(GOOD.replace("plan_activity, subject: Call",
-                                  "copy_deal, target_pipeline: leads"),
-                     "copy_deal needs a DEAL pipeline", id="copy-to-lead-pipeline"),
-        pytest.param(GOOD.replace("plan_activity, subject: Call",
-                                  "copy_deal, target_pipeline: installation, target_stage: WON"),
-                     "action.target_stage: stage 'WON' is not in target pipeline "
-                     "'installation'", id="target-stage-outside-pipeline"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, color: mauve"),
-                     "action.color: unknown colour 'mauve'", id="colour"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, clients: some"),
-                     "action.clients: expected none, first or all", id="clients"),
-        pytest.param(GOOD.replace("subject: Call", "subject: Call, calendar: {duration: 90s}"),
-                     "action.calendar.duration: expected whole minutes", id="calendar-duration"),
-        pytest.param(GOOD.replace("action:", "condition: {all: [{field: amount, op: gt, "
-                                  "value: lots}]}\n  action:"),
-                     "condition.any[0].all[0].value: 'lots' is not a decimal",
-                     id="condition-value-type"),
-        pytest.param(GOOD.replace("action:", "condition: {all: [{field: amount, op: between, "
-                                  "value: '1'}]}\n  action:"),
-                     "condition.any[0].all[0].op: unknown op 'between'", id="condition-op"),
-        pytest.param(GOOD.replace("action:", "condition: {all: [{field: secret, op: eq, "
-                                  "value: '1'}]}\n  action:"),
-                     "condition.any[0].all[0].field: unknown field 'secret'",
-                     id="condition-field"),
-        pytest.param(GOOD.replace("action:", "when: {field: title, timezone: UTC}\n  action:"),
-                     "when.field: 'title' is not a date field", id="when-field-not-a-date"),
-        pytest.param(GOOD.replace("action:", "when: {delay: 1d, working_time: night}\n  action:"),
-                     "when.working_time: unknown working-time calendar 'night'",
-                     id="unknown-calendar"),
-        pytest.param(GOOD.replace("plan_activity", "send_sms"),
-                     "action.type: unknown action type 'send_sms'", id="unknown-action"),
-        pytest.param(GOOD.replace("call-client", "call client"),
-                     "rules[0] (call client).id: expected an id", id="bad-id"),
+        pytest.param(
+            GOOD.replace("pipeline: sales", "pipeline: sale"),
+            "rules[0] (call-client).trigger.pipeline: unknown pipeline 'sale'",
+            id="unknown-pipeline",
+        ),
+        pytest.param(
+            GOOD.replace("APPROVAL", "APPROVL"),
+            "rules[0] (call-client).trigger.stage: unknown stage 'APPROVL'",
+            id="unknown-stage",
+        ),
+        pytest.param(
+            GOOD.replace("entity_type: DEAL", "entity_type: LEAD"),
+            "rules[0] (call-client).trigger.pipeline: pipeline 'sales' holds DEAL",
+            id="entity-type-of-pipeline",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, deadline: {delay: 10x}"),
+            "rules[0] (call-client).action.deadline.delay: bad duration '10x'",
+            id="bad-duration",
+        ),
+        pytest.param(
+            GOOD.replace("{type:", "{color: yellow, type:").replace(
+                "action:", "when: {delay: -5m}\n  action:"
+            ),
+            "rules[0] (call-client).when.delay: must not be negative",
+            id="negative-delay",
+        ),
+        pytest.param(
+            GOOD.replace(
+                "subject: Call",
+                "subject: Call, deadline: {delay: 1d, at: '14:00', timezone: Europe/Berln}",
+            ),
+            "rules[0] (call-client).action.deadline.timezone: unknown time zone 'Europe/Berln'",
+            id="bad-time-zone",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, deadline: {delay: 1d, at: '14:00'}"),
+            "rules[0] (call-client).action.deadline: 'at' and 'field' need a 'timezone'",
+            id="at-without-zone",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, deadline: {at: '24:00', timezone: UTC}"),
+            "rules[0] (call-client).action.deadline.at: bad time of day",
+            id="bad-time-of-day",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: 'Call {{ item.secret }}'"),
+            "rules[0] (call-client).action.subject: unknown template field '{{ item.secret }}'",
+            id="unknown-template-field",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: 'Call {{ item.__class__ }}'"),
+            "unknown template field '{{ item.__class__ }}'",
+            id="dunder-field",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: 'Call {{ item.title'"),
+            "unbalanced placeholder braces",
+            id="unbalanced-braces",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: '" + "x" * 4001 + "'"),
+            "template longer than 4000 characters",
+            id="template-size",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, link: 'javascript:x()'"),
+            "action.link: URL scheme 'javascript' not allowed",
+            id="link-scheme",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, link: 'https://user:pw@example.com/'"),
+            "action.link: URL must not contain user information",
+            id="link-userinfo",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, link: 'https://{{ item.title }}/x'"),
+            "placeholders may not be part of the link's scheme or host",
+            id="link-host-from-field",
+        ),
+        pytest.param(
+            GOOD.replace(
+                "subject: Call", "subject: Call, link: 'https://e.com/" + "a" * 2100 + "'"
+            ),
+            "URL longer than 2048",
+            id="link-length",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, files: ['ftp://x.org/a']"),
+            "action.files[0]: URL scheme 'ftp' not allowed",
+            id="file-scheme",
+        ),
+        pytest.param(
+            GOOD + GOOD,
+            "rules[1] (call-client).id: duplicate rule id (first at rules[0])",
+            id="duplicate-id",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subjct: Call"),
+            "action.subjct: unknown key (did you mean 'subject'?)",
+            id="typo-key",
+        ),
+        pytest.param(
+            GOOD.replace("trigger:", "trigerr: {}\n  trigger:"),
+            "rules[0] (call-client).trigerr: unknown key (did you mean 'trigger'?)",
+            id="typo-rule-key",
+        ),
+        pytest.param(
+            GOOD.replace("plan_activity, subject: Call", "copy_deal, target_pipeline: leads"),
+            "copy_deal needs a DEAL pipeline",
+            id="copy-to-lead-pipeline",
+        ),
+        pytest.param(
+            GOOD.replace(
+                "plan_activity, subject: Call",
+                "copy_deal, target_pipeline: installation, target_stage: WON",
+            ),
+            "action.target_stage: stage 'WON' is not in target pipeline 'installation'",
+            id="target-stage-outside-pipeline",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, color: mauve"),
+            "action.color: unknown colour 'mauve'",
+            id="colour",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, clients: some"),
+            "action.clients: expected none, first or all",
+            id="clients",
+        ),
+        pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, calendar: {duration: 90s}"),
+            "action.calendar.duration: expected whole minutes",
+            id="calendar-duration",
+        ),
+        pytest.param(
+            GOOD.replace(
+                "action:", "condition: {all: [{field: amount, op: gt, value: lots}]}\n  action:"
+            ),
+            "condition.any[0].all[0].value: 'lots' is not a decimal",
+            id="condition-value-type",
+        ),
+        pytest.param(
+            GOOD.replace(
+                "action:", "condition: {all: [{field: amount, op: between, value: '1'}]}\n  action:"
+            ),
+            "condition.any[0].all[0].op: unknown op 'between'",
+            id="condition-op",
+        ),
+        pytest.param(
+            GOOD.replace(
+                "action:", "condition: {all: [{field: secret, op: eq, value: '1'}]}\n  action:"
+            ),
+            "condition.any[0].all[0].field: unknown field 'secret'",
+            id="condition-field",
+        ),
+        pytest.param(
+            GOOD.replace("action:", "when: {field: title, timezone: UTC}\n  action:"),
+            "when.field: 'title' is not a date field",
+            id="when-field-not-a-date",
+        ),
+        pytest.param(
+            GOOD.replace("action:", "when: {delay: 1d, working_time: night}\n  action:"),
+            "when.working_time: unknown working-time calendar 'night'",
+            id="unknown-calendar",
+        ),
+        pytest.param(
+            GOOD.replace("plan_activity", "send_sms"),
+            "action.type: unknown action type 'send_sms'",
+            id="unknown-action",
+        ),
+        pytest.param(
+            GOOD.replace("call-client", "call client"),
+            "rules[0] (call client).id: expected an id",
+            id="bad-id",
+        ),
     ],
 )
 def test_each_invalid_rule_is_reported_with_its_path(rules: str, expected: str) -> None:
@@ -134,14 +219,17 @@ def test_each_invalid_rule_is_reported_with_its_path(rules: str, expected: str) 
 
 
 def test_every_problem_is_reported_not_just_the_first() -> None:
-    bad = (GOOD.replace("APPROVAL", "X") + GOOD.replace("call-client", "b").replace(
-        "subject: Call", "subject: Call, color: mauve, clients: some"))
+    bad = GOOD.replace("APPROVAL", "X") + GOOD.replace("call-client", "b").replace(
+        "subject: Call", "subject: Call, color: mauve, clients: some"
+    )
     assert len(problems(bad)) == 3
 
 
 def test_calendar_problems_are_reported() -> None:
-    text = PIPELINES.replace("Europe/Berlin", "Mars/Base").replace("holidays: DE",
-                                                                   "holidays: XX") + "rules: []"
+    text = (
+        PIPELINES.replace("Europe/Berlin", "Mars/Base").replace("holidays: DE", "holidays: XX")
+        + "rules: []"
+    )
     with pytest.raises(RulesInvalid) as caught:
         validate_rules_file(text)
     messages = [str(p) for p in caught.value.problems]
@@ -157,8 +245,13 @@ def test_too_many_rules_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_yaml_one_one_surprises_are_avoided() -> None:
-    rules = validate_rules_file(rules_yaml(GOOD.replace(
-        "subject: Call", "subject: Call, deadline: {delay: 1d, at: 14:00, timezone: UTC}")))
+    rules = validate_rules_file(
+        rules_yaml(
+            GOOD.replace(
+                "subject: Call", "subject: Call, deadline: {delay: 1d, at: 14:00, timezone: UTC}"
+            )
+        )
+    )
     assert rules.rules[0].spec["action"]["deadline"]["at"] == "14:00"
     with pytest.raises(RulesInvalid, match="duplicate key"):
         validate_rules_file(rules_yaml(GOOD.replace("subject: Call", "subject: A, subject: B")))
@@ -179,8 +272,12 @@ def test_a_spec_round_trips_through_its_typed_form() -> None:
 def test_a_rule_carries_its_working_time_calendar_inline() -> None:
     rule = validate_rules_file(EXAMPLE.read_text()).rules[1]
     assert rule.spec["when"]["working_time"] == {
-        "name": "office", "timezone": "Europe/Berlin",
-        "days": ["mon", "tue", "wed", "thu", "fri"], "hours": ["09:00-18:00"], "holidays": "DE"}
+        "name": "office",
+        "timezone": "Europe/Berlin",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "hours": ["09:00-18:00"],
+        "holidays": "DE",
+    }
 
 
 def test_the_worked_examples_of_the_docs_validate() -> None:

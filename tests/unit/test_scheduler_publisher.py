@@ -24,8 +24,14 @@ class FakeProducer:
         self.queued: list[tuple[str, bytes | None, bytes | None, Callback]] = []
         self.polls = 0
 
-    def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None,
-                headers: Any = None, on_delivery: Callback | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        headers: Any = None,
+        on_delivery: Callback | None = None,
+    ) -> None:
         if self.full_once:
             self.full_once = False
             raise BufferError("queue full")
@@ -43,15 +49,19 @@ class FakeProducer:
         return self.unconfirmed
 
 
-RECORDS = [Outgoing("automation.actions", b"DEAL:1", b"a"),
-           Outgoing("automation.executions", b"DEAL:1", b"e")]
+RECORDS = [
+    Outgoing("automation.actions", b"DEAL:1", b"a"),
+    Outgoing("automation.executions", b"DEAL:1", b"e"),
+]
 
 
 def test_publish_returns_once_every_record_is_acknowledged() -> None:
     producer = FakeProducer()
     KafkaPublisher(producer).publish(RECORDS)  # type: ignore[arg-type]
     assert [(t, k, v) for t, k, v, _ in producer.queued] == [
-        ("automation.actions", b"DEAL:1", b"a"), ("automation.executions", b"DEAL:1", b"e")]
+        ("automation.actions", b"DEAL:1", b"a"),
+        ("automation.executions", b"DEAL:1", b"e"),
+    ]
 
 
 def test_a_record_the_broker_did_not_acknowledge_raises_delivery_failed() -> None:

@@ -12,66 +12,127 @@ from tests.unit.rule_builders import event, item, utc
 
 BERLIN = "Europe/Berlin"
 OFFICE = WorkingCalendar("office", BERLIN, (0, 1, 2, 3, 4), ((time(9), time(18)),), "DE")
-SPLIT = WorkingCalendar("split", BERLIN, (0, 1, 2, 3, 4), ((time(9), time(12)),
-                                                            (time(13), time(17))), None)
+SPLIT = WorkingCalendar(
+    "split", BERLIN, (0, 1, 2, 3, 4), ((time(9), time(12)), (time(13), time(17))), None
+)
 
 
 @pytest.mark.parametrize(
     ("spec", "occurred_at", "expected"),
     [
-        pytest.param(TimeSpec(delay_seconds=90), "2026-11-26T10:00:00Z", "2026-11-26T10:01:30Z",
-                     id="delay-90s"),
-        pytest.param(TimeSpec(delay_seconds=180 * 86400), "2026-11-26T10:00:00Z",
-                     "2027-05-25T10:00:00Z", id="delay-180d-is-exact-seconds"),
-        pytest.param(TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
-                     "2026-11-26T10:00:00Z", "2026-11-27T13:00:00Z", id="tomorrow-14h-winter"),
-        pytest.param(TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
-                     "2026-11-26T23:30:00Z", "2026-11-28T13:00:00Z",
-                     id="tomorrow-14h-after-midnight-in-berlin-but-not-in-utc"),
-        pytest.param(TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
-                     "2026-03-28T10:00:00Z", "2026-03-29T12:00:00Z",
-                     id="tomorrow-14h-across-spring-dst-change"),
-        pytest.param(TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
-                     "2026-10-24T10:00:00Z", "2026-10-25T13:00:00Z",
-                     id="tomorrow-14h-across-autumn-dst-change"),
-        pytest.param(TimeSpec(delay_seconds=86400, at=time(2, 30), timezone=BERLIN),
-                     "2026-03-28T12:00:00Z", "2026-03-29T01:00:00Z",
-                     id="nonexistent-wall-time-moves-to-the-jump"),
-        pytest.param(TimeSpec(delay_seconds=86400, at=time(2, 30), timezone=BERLIN),
-                     "2026-10-24T12:00:00Z", "2026-10-25T00:30:00Z",
-                     id="ambiguous-wall-time-takes-the-first"),
-        pytest.param(TimeSpec(field="item.close_date", offset_seconds=-3 * 86400, at=time(9),
-                              timezone=BERLIN),
-                     "2026-11-01T10:00:00Z", "2026-11-27T08:00:00Z",
-                     id="three-days-before-close-date-at-9"),
-        pytest.param(TimeSpec(field="item.begin_date", offset_seconds=-8 * 86400, at=time(9),
-                              timezone=BERLIN),
-                     "2026-10-01T10:00:00Z", "2026-10-24T07:00:00Z",
-                     id="date-offset-keeps-wall-clock-across-dst"),
-        pytest.param(TimeSpec(field="item.UF_START", timezone="UTC"),
-                     "2026-10-01T10:00:00Z", "2026-12-01T00:00:00Z", id="custom-date-field"),
-        pytest.param(TimeSpec(delay_seconds=600, working_time=OFFICE),
-                     "2026-11-26T10:00:00Z", "2026-11-26T10:10:00Z", id="inside-working-time"),
-        pytest.param(TimeSpec(delay_seconds=0, working_time=OFFICE),
-                     "2026-11-24T05:00:00Z", "2026-11-24T08:00:00Z",
-                     id="before-opening-waits-for-9"),
-        pytest.param(TimeSpec(delay_seconds=0, working_time=OFFICE),
-                     "2026-11-27T18:00:00Z", "2026-11-30T08:00:00Z",
-                     id="friday-evening-moves-to-monday"),
-        pytest.param(TimeSpec(delay_seconds=0, working_time=OFFICE),
-                     "2026-12-24T17:30:00Z", "2026-12-28T08:00:00Z",
-                     id="christmas-holidays-and-weekend-skipped"),
-        pytest.param(TimeSpec(delay_seconds=0, working_time=SPLIT),
-                     "2026-11-26T11:30:00Z", "2026-11-26T12:00:00Z",
-                     id="lunch-break-moves-to-the-afternoon"),
-        pytest.param(TimeSpec(delay_seconds=0, working_time=OFFICE),
-                     "2026-03-27T17:30:00Z", "2026-03-30T07:00:00Z",
-                     id="next-working-morning-after-dst-is-in-summer-time"),
+        pytest.param(
+            TimeSpec(delay_seconds=90),
+            "2026-11-26T10:00:00Z",
+            "2026-11-26T10:01:30Z",
+            id="delay-90s",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=180 * 86400),
+            "2026-11-26T10:00:00Z",
+            "2027-05-25T10:00:00Z",
+            id="delay-180d-is-exact-seconds",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-11-26T10:00:00Z",
+            "2026-11-27T13:00:00Z",
+            id="tomorrow-14h-winter",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-11-26T23:30:00Z",
+            "2026-11-28T13:00:00Z",
+            id="tomorrow-14h-after-midnight-in-berlin-but-not-in-utc",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-03-28T10:00:00Z",
+            "2026-03-29T12:00:00Z",
+            id="tomorrow-14h-across-spring-dst-change",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-10-24T10:00:00Z",
+            "2026-10-25T13:00:00Z",
+            id="tomorrow-14h-across-autumn-dst-change",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(2, 30), timezone=BERLIN),
+            "2026-03-28T12:00:00Z",
+            "2026-03-29T01:00:00Z",
+            id="nonexistent-wall-time-moves-to-the-jump",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(2, 30), timezone=BERLIN),
+            "2026-10-24T12:00:00Z",
+            "2026-10-25T00:30:00Z",
+            id="ambiguous-wall-time-takes-the-first",
+        ),
+        pytest.param(
+            TimeSpec(
+                field="item.close_date", offset_seconds=-3 * 86400, at=time(9), timezone=BERLIN
+            ),
+            "2026-11-01T10:00:00Z",
+            "2026-11-27T08:00:00Z",
+            id="three-days-before-close-date-at-9",
+        ),
+        pytest.param(
+            TimeSpec(
+                field="item.begin_date", offset_seconds=-8 * 86400, at=time(9), timezone=BERLIN
+            ),
+            "2026-10-01T10:00:00Z",
+            "2026-10-24T07:00:00Z",
+            id="date-offset-keeps-wall-clock-across-dst",
+        ),
+        pytest.param(
+            TimeSpec(field="item.UF_START", timezone="UTC"),
+            "2026-10-01T10:00:00Z",
+            "2026-12-01T00:00:00Z",
+            id="custom-date-field",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=600, working_time=OFFICE),
+            "2026-11-26T10:00:00Z",
+            "2026-11-26T10:10:00Z",
+            id="inside-working-time",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=OFFICE),
+            "2026-11-24T05:00:00Z",
+            "2026-11-24T08:00:00Z",
+            id="before-opening-waits-for-9",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=OFFICE),
+            "2026-11-27T18:00:00Z",
+            "2026-11-30T08:00:00Z",
+            id="friday-evening-moves-to-monday",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=OFFICE),
+            "2026-12-24T17:30:00Z",
+            "2026-12-28T08:00:00Z",
+            id="christmas-holidays-and-weekend-skipped",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=SPLIT),
+            "2026-11-26T11:30:00Z",
+            "2026-11-26T12:00:00Z",
+            id="lunch-break-moves-to-the-afternoon",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=OFFICE),
+            "2026-03-27T17:30:00Z",
+            "2026-03-30T07:00:00Z",
+            id="next-working-morning-after-dst-is-in-summer-time",
+        ),
     ],
 )
 def test_due_time_of_each_time_setting(spec: TimeSpec, occurred_at: str, expected: str) -> None:
-    ev = event(at=occurred_at, the_item=item(
-        begin_date=date(2026, 11, 1), fields={"UF_START": "2026-12-01"}))
+    ev = event(
+        at=occurred_at,
+        the_item=item(begin_date=date(2026, 11, 1), fields={"UF_START": "2026-12-01"}),
+    )
     assert compute_due(spec, ev.occurred_at, ev) == utc(expected)
 
 
@@ -85,4 +146,5 @@ def test_an_empty_date_field_is_an_error_with_a_reason() -> None:
 def test_due_times_are_truncated_to_milliseconds_like_the_wire_format() -> None:
     ev = event(at="2026-11-26T10:00:00.123456Z")
     assert compute_due(TimeSpec(delay_seconds=1), ev.occurred_at, ev) == utc(
-        "2026-11-26T10:00:01.123Z")
+        "2026-11-26T10:00:01.123Z"
+    )

@@ -1,0 +1,151 @@
+"""Publishing validated rules to the compacted `automation.rules` topic, and reading it back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from automation_core.evaluate import cancel_rule
+from automation_core.model import Pipeline, Rule
+from automation_core.rules_file import ValidatedRules
+from crm_automation import codec, kafka_clients, topics
+from crm_automation.dlq import position
+from crm_automation.kafka_clients import ProducerRecord
+from crm_automation.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_PREFIX = "pipeline:"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the rules topic holds now (the latest value per key)."""
+
+    rules: dict[str, Rule] = field(default_factory=dict)
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The records an apply would publish, computed against what is published."""
+
+    upserts: tuple[Rule | Pipeline, ...]
+    deletes: tuple[str, ...]
+    """Keys to tombstone (rule ids, or `pipeline:<id>`)."""
+    cancelled_rules: tuple[str, ...]
+    """Rules deleted or disabled now: their pending timers are cancelled."""
+    unchanged: int
+
+    @property
+    def empty(self) -> bool:
+        return not (self.upserts or self.deletes)
+
+
+def key_of(record: Rule | Pipeline) -> str:
+    return f"{PIPELINE_PREFIX}{record.id}" if isinstance(record, Pipeline) else record.id
+
+
+def read_published(settings: Settings, timeout: float = 30.0) -> Published:
+    """Read the rules topic from the beginning to its end; later records win."""
+    name = settings.topic(topics.RULES)
+    consumer = Consumer(kafka_clients.consumer_config(settings, "crm-automation-rules-cli"))
+    try:
+        metadata = consumer.list_topics(name, timeout=timeout)
+        if metadata.topics[name].error is not None:
+            raise RuntimeError(f"topic {name} is not available: run `crm-automation topics create`")
+        partitions = list(metadata.topics[name].partitions)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)[1]
+            for p in partitions
+        }
+        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in pending])
+        latest: dict[str, str | bytes | None] = {}
+        while pending:
+            message = consumer.poll(timeout)
+            if message is None:
+                raise RuntimeError(f"timed out reading {name}")
+            if message.error() is not None:
+                continue
+            _topic, partition, offset = position(message)
+            key = message.key()
+            latest[key.decode() if isinstance(key, bytes) else str(key)] = message.value()
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
+    finally:
+        consumer.close()
+    published = Published()
+    for value in latest.values():
+        if not isinstance(value, bytes):
+            continue
+        record = codec.decode(value)
+        if isinstance(record, Pipeline):
+            published.pipelines[record.id] = record
+        elif isinstance(record, Rule):
+            published.rules[record.id] = record
+    return published
+
+
+def plan_apply(validated: ValidatedRules, published: Published, prune: bool) -> Plan:
+    upserts: list[Rule | Pipeline] = []
+    unchanged = 0
+    for pipeline in validated.pipelines:
+        if published.pipelines.get(pipeline.id) == pipeline:
+            unchanged += 1
+        else:
+            upserts.append(pipeline)
+    cancelled = []
+    for rule in validated.rules:
+        old = published.rules.get(rule.id)
+        if old is not None and old.version == rule.version:
+            unchanged += 1
+            continue
+        upserts.append(rule)
+        if old is not None and old.enabled and not rule.enabled:
+            cancelled.append(rule.id)
+    deletes: list[str] = []
+    if prune:
+        wanted_rules = {r.id for r in validated.rules}
+        for rule_id in sorted(set(published.rules) - wanted_rules):
+            deletes.append(rule_id)
+            cancelled.append(rule_id)
+        wanted_pipelines = {p.id for p in validated.pipelines}
+        deletes += [
+            f"{PIPELINE_PREFIX}{p}" for p in sorted(set(published.pipelines) - wanted_pipelines)
+        ]
+    return Plan(tuple(upserts), tuple(deletes), tuple(cancelled), unchanged)
+
+
+def plan_delete(rule_ids: Iterable[str], published: Published) -> Plan:
+    ids = tuple(rule_id for rule_id in rule_ids if rule_id in published.rules)
+    return Plan((), ids, ids, 0)
+
+
+def execute(settings: Settings, plan: Plan, now: datetime) -> None:
+    """Publish the plan: rules and pipelines (pipelines first), tombstones, rule cancels."""
+    producer = Producer(kafka_clients.producer_config(settings))
+    ordered = sorted(plan.upserts, key=lambda r: 0 if isinstance(r, Pipeline) else 1)
+    records = [ProducerRecord(key_of(r).encode(), codec.encode(r)) for r in ordered]
+    records += [ProducerRecord(key.encode(), None) for key in plan.deletes]
+    if records:
+        kafka_clients.produce_and_confirm(producer, settings.topic(topics.RULES), records)
+    if plan.cancelled_rules:
+        kafka_clients.produce_and_confirm(
+            producer,
+            settings.topic(topics.TIMERS),
+            [
+                ProducerRecord(rule_id.encode(), codec.encode(cancel_rule(rule_id, now)))
+                for rule_id in plan.cancelled_rules
+            ],
+        )
+    logger.info(
+        "rules published upserts=%s deletes=%s cancelled_rules=%s",
+        len(plan.upserts),
+        len(plan.deletes),
+        len(plan.cancelled_rules),
+    )
