@@ -6,10 +6,8 @@ import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (
-    AdminClient,
-    NewTopic,  # type: ignore[attr-defined]
-)
+from confluent_kafka import admin as kafka_admin
+from confluent_kafka.admin import AdminClient
 
 from crm_automation.settings import Settings
 
@@ -57,7 +55,7 @@ def create_topics(admin: AdminClient, settings: Settings, timeout: float = 30.0)
     specs = topic_specs(settings)
     futures = admin.create_topics(
         [
-            NewTopic(
+            kafka_admin.NewTopic(
                 s.name,
                 num_partitions=s.partitions,
                 replication_factor=settings.replication_factor,
