@@ -55,7 +55,7 @@ def create_topics(admin: AdminClient, settings: Settings, timeout: float = 30.0)
     specs = topic_specs(settings)
     futures = admin.create_topics(
         [
-            kafka_admin.NewTopic(
+            kafka_admin.NewTopic(  # type: ignore[attr-defined]
                 s.name,
                 num_partitions=s.partitions,
                 replication_factor=settings.replication_factor,
