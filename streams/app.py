@@ -42,6 +42,19 @@ def _as_current_event(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+class RulesTable(faust.GlobalTable):  # type: ignore[misc]
+    """A GlobalTable whose changelog is our own `automation.rules` topic.
+
+    faust 0.15.3's assignor looks up a global table's partitions under the default
+    changelog name (`<app>-<table>-changelog`), not the configured changelog topic: with
+    a custom topic the leader's assignment raises KeyError and the worker hangs after
+    "performing partition assignments". Naming the real topic fixes it.
+    """
+
+    def _changelog_topic_name(self) -> str:
+        return str(self.changelog_topic.get_topic_name())
+
+
 def build_engine(
     settings: Settings, registry: CollectorRegistry, producer: Producer | None = None
 ) -> faust.App:
@@ -73,8 +86,13 @@ def build_engine(
     )
     # Every worker holds all rules. partitions=1 and recovery_buffer_size=1 are the
     # documented workaround for GlobalTable recovery loops (faust GlobalTable docstring).
-    app.GlobalTable(
-        "rules",
+    rules_table = RulesTable(
+        app,
+        name="rules",
+        beacon=app.tables.beacon,
+        # Written by `rules apply` (another client): every worker reads all of it.
+        synchronize_all_active_partitions=True,
+        is_global=True,
         key_type=bytes,
         value_type=bytes,
         partitions=1,
@@ -82,12 +100,34 @@ def build_engine(
         recovery_buffer_size=1,
         on_changelog_event=on_rule_record,
     )
+    app.tables.add(rules_table)
     state = app.Table(
         "item-state", key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
-    events_topic = app.topic(settings.topic(topics.STAGE_CHANGES), key_type=bytes, value_type=bytes)
+    events_topic_name = settings.topic(topics.STAGE_CHANGES)
+    events_topic = app.topic(events_topic_name, key_type=bytes, value_type=bytes)
     handler = StageChangeHandler(settings, rules, metrics)
     out = ConfirmingProducer(producer or Producer(kafka_clients.producer_config(settings)))
+
+    @app.on_rebalance_complete.connect
+    async def read_new_partitions_from_the_start(sender: Any, **_: Any) -> None:
+        """Partitions this group never committed start at their first offset.
+
+        Observed on faust 0.15.3 / aiokafka 0.14: events produced while the worker was
+        starting, into a partition the group had no committed offset for, were skipped
+        despite auto_offset_reset=earliest. Seeking explicitly closes that gap; already
+        committed partitions are left to Faust's own seek to the committed offset.
+        """
+        consumer = app.consumer
+        stream_tps = [tp for tp in consumer.assignment() if tp.topic == events_topic_name]
+        if not stream_tps:
+            return
+        committed = await consumer.seek_to_committed()
+        fresh = [tp for tp in stream_tps if committed.get(tp) is None]
+        if fresh:
+            logger.info("no committed offset: reading from the start partitions=%s", fresh)
+            # Offset 0 past retention is out of range: auto_offset_reset=earliest applies.
+            await consumer.seek_wait(dict.fromkeys(fresh, 0))
 
     @app.agent(events_topic)
     async def process(stream: Any) -> None:

@@ -4,65 +4,30 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
 import uuid
 from collections import Counter as Tally
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from automation_core.model import Action
-from crm_automation import codec, db, kafka_clients, topics
+from crm_automation import codec, kafka_clients, topics
 from crm_automation.settings import Settings
 from sinks import postgres_process
 from sinks.metrics import SinkMetrics
+from tests.integration.support import CLI, TopicReader, stop_process
 from tests.integration.test_scheduler_timers import schedule
 
 pytestmark = pytest.mark.integration
-
-CLI = str(Path(sys.executable).with_name("crm-automation"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
-    """The stack under this test's own topic prefix and its own fresh database."""
-    name = f"sched_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(stack.database_url, dbname=name)
-    db.migrate(url)
-    s: Settings = stack.settings.model_copy(
-        update={
-            "topic_prefix": f"test-{uuid.uuid4().hex[:8]}.",
-            "partitions": 3,
-            "database_url": SecretStr(url),
-            "home": tmp_path,
-            "scheduler_metrics_port": free_port(),
-        }
-    )
-    topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
-    yield s
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def start_scheduler(s: Settings, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:
@@ -82,12 +47,6 @@ def start_scheduler(s: Settings, tmp_path: Path, **extra: str) -> subprocess.Pop
         log.close()
 
 
-def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    if process.poll() is None:
-        process.send_signal(sig)
-    return process.wait(timeout=30)
-
-
 def now_ms() -> datetime:
     """Now, at the wire format's millisecond precision."""
     now = datetime.now(UTC)
@@ -101,32 +60,6 @@ def send_timers(s: Settings, *commands: Any) -> None:
             s.topic(topics.TIMERS), key=command.item_key.encode(), value=codec.encode(command)
         )
     kafka_clients.flush_or_raise(producer)
-
-
-class TopicReader:
-    """Reads a topic from the beginning; `until` polls with a deadline."""
-
-    def __init__(self, s: Settings, topic: str) -> None:
-        self._consumer = Consumer(
-            kafka_clients.consumer_config(
-                s, f"test-reader-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_uncommitted"}
-            )
-        )
-        self._consumer.subscribe([s.topic(topic)])
-        self.messages: list[tuple[float, Any]] = []
-
-    def until(self, count: int, timeout: float) -> list[tuple[float, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self.messages)} of {count} messages in {timeout}s")
-            message = self._consumer.poll(0.05)
-            if message is not None and message.error() is None:
-                self.messages.append((time.time(), message))
-        return self.messages
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 def scrape(s: Settings) -> str:

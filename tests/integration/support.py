@@ -1,0 +1,132 @@
+"""Shared pieces of the integration tests: isolated settings, CLI processes, topic reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from crm_automation import db, kafka_clients, topics
+from crm_automation.settings import Settings
+
+CLI = str(Path(sys.executable).with_name("crm-automation"))
+
+
+def cli_env(s: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment a `crm-automation` process needs to use exactly these settings."""
+    return {
+        **os.environ,
+        "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
+        "CRM_AUTOMATION_DATABASE_URL": s.database_url.get_secret_value() if s.database_url else "",
+        "CRM_AUTOMATION_CALDAV_URL": s.caldav_url or "",
+        "CRM_AUTOMATION_TOPIC_PREFIX": s.topic_prefix,
+        "CRM_AUTOMATION_PARTITIONS": str(s.partitions),
+        "CRM_AUTOMATION_HOME": str(tmp_path),
+        "CRM_AUTOMATION_ENGINE_METRICS_PORT": str(s.engine_metrics_port),
+        "CRM_AUTOMATION_SINK_POSTGRES_METRICS_PORT": str(s.sink_postgres_metrics_port),
+        "CRM_AUTOMATION_SINK_CALENDAR_METRICS_PORT": str(s.sink_calendar_metrics_port),
+        "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(s.scheduler_metrics_port),
+        **extra,
+    }
+
+
+def start_cli(s: Settings, tmp_path: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
+    """Start `crm-automation ARGS` in the background, its output in a log under tmp_path."""
+    log = open(tmp_path / f"{'-'.join(args)}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            [CLI, *args], env=cli_env(s, tmp_path, **extra), stdout=log, stderr=log
+        )
+    finally:
+        log.close()
+
+
+def run_cli(
+    s: Settings, tmp_path: Path, *args: str, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        env=cli_env(s, tmp_path),
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
+    """The stack under this test's own topic prefix and its own fresh database."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(stack.database_url, dbname=name)
+    db.migrate(url)
+    s: Settings = stack.settings.model_copy(
+        update={
+            "topic_prefix": f"test-{uuid.uuid4().hex[:8]}.",
+            "partitions": 3,
+            "database_url": SecretStr(url),
+            "home": tmp_path,
+            "scheduler_metrics_port": free_port(),
+            "engine_metrics_port": free_port(),
+            "sink_postgres_metrics_port": free_port(),
+            "sink_calendar_metrics_port": free_port(),
+        }
+    )
+    topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
+    yield s
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    return process.wait(timeout=30)
+
+
+class TopicReader:
+    """Reads a topic from the beginning; `until` polls with a deadline."""
+
+    def __init__(self, s: Settings, topic: str) -> None:
+        self._consumer = Consumer(
+            kafka_clients.consumer_config(
+                s, f"test-reader-{uuid.uuid4().hex[:8]}", **{"isolation.level": "read_uncommitted"}
+            )
+        )
+        self._consumer.subscribe([s.topic(topic)])
+        self.messages: list[tuple[float, Any]] = []
+
+    def until(self, count: int, timeout: float) -> list[tuple[float, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.messages)} of {count} messages in {timeout}s")
+            message = self._consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                self.messages.append((time.time(), message))
+        return self.messages
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,163 @@
+"""One event end to end on the real stack: CLI → engine (Faust) → actions → Postgres sink."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from crm_automation import kafka_clients, topics
+from crm_automation.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
+from crm_automation.settings import Settings
+from tests.helpers import wait_for
+from tests.integration.support import TopicReader, run_cli, start_cli, stop_process
+
+pytestmark = pytest.mark.integration
+
+RULES = """
+pipelines:
+  - {id: sales, entity_type: DEAL, stages: [NEW, APPROVAL, WON, LOST]}
+  - {id: installation, entity_type: DEAL, stages: [NEW, SCHEDULED, DONE]}
+rules:
+  - id: copy-to-installation
+    trigger: {entity_type: DEAL, pipeline: sales, stage: WON}
+    action: {type: copy_deal, target_pipeline: installation, responsible: u-9, suffix: "SUFFIX"}
+"""
+
+
+def event(event_id: str, item_id: str, stage: str = "WON", at: str = "10:00") -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "occurred_at": f"2026-11-26T{at}:00Z",
+        "entity_type": "DEAL",
+        "item_id": item_id,
+        "pipeline_id": "sales",
+        "stage_id": stage,
+        "previous_stage_id": "APPROVAL",
+        "item": {
+            "title": "Maintenance Müller GmbH",
+            "responsible_id": "u-7",
+            "amount": "12000.00",
+            "currency": "EUR",
+            "company": {"id": "c-1", "title": "Müller GmbH"},
+            "contacts": [{"id": "p-1", "name": "Anna", "email": "anna@example.com"}],
+            "fields": {"UF_CONTRACT_NO": "MV-17"},
+        },
+    }
+
+
+def produce(s: Settings, tmp_path: Path, *events: dict[str, Any]) -> None:
+    text = "".join(json.dumps(e) + "\n" for e in events)
+    result = run_cli(s, tmp_path, "events", "produce", "-", input_text=text)
+    assert result.returncode == 0, result.stderr
+
+
+def apply_rules(s: Settings, tmp_path: Path, text: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    result = run_cli(s, tmp_path, "rules", "apply", str(path))
+    assert result.returncode == 0, result.stderr
+
+
+def deals(s: Settings) -> list[tuple[Any, ...]]:
+    assert s.database_url is not None
+    with psycopg.connect(s.database_url.get_secret_value()) as conn:
+        return conn.execute(
+            "SELECT source_item_key, title, pipeline_id, stage_id, responsible_id, amount,"
+            " currency, company_id, contact_ids, fields, copy_depth, rule_id FROM deals"
+            " ORDER BY source_item_key"
+        ).fetchall()
+
+
+@pytest.fixture
+def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Rules applied, then the engine and the Postgres sink running as processes."""
+    apply_rules(settings, tmp_path, RULES.replace("SUFFIX", " (installation)"))
+    processes = [
+        start_cli(settings, tmp_path, "engine"),
+        start_cli(settings, tmp_path, "sink", "postgres"),
+    ]
+    yield settings
+    for process in processes:
+        assert stop_process(process) == 0, "a processor did not shut down cleanly on SIGTERM"
+
+
+def test_a_won_deal_is_copied_into_installation_and_lands_in_postgres(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    produce(pipeline, tmp_path, event("evt-1", "4711"))
+
+    rows = wait_for(lambda: deals(pipeline), timeout=90, what="the copied deal in Postgres")
+
+    assert rows == [
+        (
+            "DEAL:4711", "Maintenance Müller GmbH (installation)", "installation", "NEW", "u-9",
+            pytest.approx(12000), "EUR", "c-1", ["p-1"], {"UF_CONTRACT_NO": "MV-17"}, 1,
+            "copy-to-installation",
+        )
+    ]  # fmt: skip
+
+
+def test_a_redelivered_event_creates_nothing_twice(pipeline: Settings, tmp_path: Path) -> None:
+    produce(pipeline, tmp_path, event("evt-1", "4711"), event("evt-2", "4712"))
+    wait_for(lambda: len(deals(pipeline)) == 2, timeout=90, what="two copied deals")
+
+    produce(pipeline, tmp_path, event("evt-1", "4711"), event("evt-3", "4713"))
+
+    wait_for(lambda: len(deals(pipeline)) == 3, timeout=60, what="the third deal")
+    assert [row[0] for row in deals(pipeline)] == ["DEAL:4711", "DEAL:4712", "DEAL:4713"]
+
+
+def test_a_rule_edit_changes_behaviour_for_new_events_without_a_restart(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    produce(pipeline, tmp_path, event("evt-1", "4711"))
+    wait_for(lambda: len(deals(pipeline)) == 1, timeout=90, what="the first copy")
+
+    apply_rules(pipeline, tmp_path, RULES.replace("SUFFIX", " Kopie"))
+    produce(pipeline, tmp_path, event("evt-2", "4712"))
+
+    rows = wait_for(lambda: deals(pipeline)[1:], timeout=60, what="the second copy")
+    assert rows[0][1] == "Maintenance Müller GmbH Kopie"
+
+
+def test_a_poison_message_goes_to_the_dlq_with_its_reason_and_the_next_event_is_processed(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    dlq = TopicReader(pipeline, topics.DLQ)
+    producer = Producer(kafka_clients.producer_config(pipeline))
+    producer.produce(
+        pipeline.topic(topics.STAGE_CHANGES), key=b"DEAL:666", value=b"\xc3\x01garbage"
+    )
+    kafka_clients.flush_or_raise(producer)
+
+    produce(pipeline, tmp_path, event("evt-1", "4711"))
+
+    wait_for(lambda: len(deals(pipeline)) == 1, timeout=90, what="the valid event's copy")
+    (_, letter), *_ = dlq.until(1, timeout=30)
+    dlq.close()
+    headers = dict(letter.headers())
+    assert letter.value() == b"\xc3\x01garbage"
+    assert headers[HEADER_REASON] == b"truncated"
+    assert headers[HEADER_TOPIC] == pipeline.topic(topics.STAGE_CHANGES).encode()
+    assert headers[HEADER_OFFSET] == b"0"
+
+
+def test_an_invalid_line_is_reported_with_its_number_and_the_cli_exits_non_zero(
+    settings: Settings, tmp_path: Path
+) -> None:
+    text = json.dumps(event("evt-1", "1")) + "\n" + '{"event_id": "x"}\n'
+    result = run_cli(settings, tmp_path, "events", "produce", "--strict", "-", input_text=text)
+    assert result.returncode == 1
+    assert "line 2" in result.stderr
+
+
+def test_db_migrate_is_idempotent(settings: Settings, tmp_path: Path) -> None:
+    result = run_cli(settings, tmp_path, "db", "migrate")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
