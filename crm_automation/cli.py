@@ -39,4 +39,6 @@ app.add_typer(timers.app, name="timers")
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per HTTP request is noise at INFO; failures surface through our own logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from automation_core.evaluate import cancel_rule
 from automation_core.model import Pipeline, Rule
@@ -59,10 +60,7 @@ def read_published(settings: Settings, timeout: float = 30.0) -> Published:
         if metadata.topics[name].error is not None:
             raise RuntimeError(f"topic {name} is not available: run `crm-automation topics create`")
         partitions = list(metadata.topics[name].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)[1]
-            for p in partitions
-        }
+        ends = {p: _end_offset(consumer, TopicPartition(name, p), timeout) for p in partitions}
         pending = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in pending])
         latest: dict[str, str | bytes | None] = {}
@@ -89,6 +87,18 @@ def read_published(settings: Settings, timeout: float = 30.0) -> Published:
         elif isinstance(record, Rule):
             published.rules[record.id] = record
     return published
+
+
+def _end_offset(consumer: Consumer, tp: TopicPartition, timeout: float) -> int:
+    """The high watermark, waiting out a just-created topic that has no leader yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=timeout)[1])
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def plan_apply(validated: ValidatedRules, published: Published, prune: bool) -> Plan:

@@ -42,7 +42,7 @@ def _as_current_event(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
-class RulesTable(faust.GlobalTable):  # type: ignore[misc]
+class RulesTable(faust.GlobalTable):
     """A GlobalTable whose changelog is our own `automation.rules` topic.
 
     faust 0.15.3's assignor looks up a global table's partitions under the default
@@ -110,7 +110,9 @@ def build_engine(
     out = ConfirmingProducer(producer or Producer(kafka_clients.producer_config(settings)))
 
     @app.on_rebalance_complete.connect
-    async def read_new_partitions_from_the_start(sender: Any, **_: Any) -> None:
+    async def read_new_partitions_from_the_start(
+        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
         """Partitions this group never committed start at their first offset.
 
         Observed on faust 0.15.3 / aiokafka 0.14: events produced while the worker was
@@ -118,7 +120,7 @@ def build_engine(
         despite auto_offset_reset=earliest. Seeking explicitly closes that gap; already
         committed partitions are left to Faust's own seek to the committed offset.
         """
-        consumer = app.consumer
+        consumer: Any = app.consumer
         stream_tps = [tp for tp in consumer.assignment() if tp.topic == events_topic_name]
         if not stream_tps:
             return

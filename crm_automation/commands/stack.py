@@ -10,6 +10,7 @@ from rich.console import Console
 
 from crm_automation.commands._common import configured_settings as settings
 from crm_automation.stack import Stack, StackError, StackStatus
+from crm_automation.stack.kafka_jars import kafka_libs
 
 app = typer.Typer(no_args_is_help=True, help="Start, stop and check the local services.")
 console = Console(stderr=True)
@@ -72,3 +73,16 @@ def _print_status(report: StackStatus) -> None:
         state = "up" if is_up else "DOWN"
         where = "external" if name in report.external else (f"pid {pid}" if pid else "no process")
         typer.echo(f"{name:<9} {state:<5} {address}  ({where})")
+
+
+@app.command()
+def fetch() -> None:
+    """Fetch the Kafka jars from Maven Central into the cache (once; a no-op when cached)."""
+    s = settings()
+    started = time.monotonic()
+    try:
+        libs = kafka_libs(s.cache_dir, s.kafka_version, lambda m: console.print(m, highlight=False))
+    except StackError as exc:
+        console.print(f"[red]fetch failed:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"kafka {s.kafka_version} jars in {libs} ({time.monotonic() - started:.1f}s)")

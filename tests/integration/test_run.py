@@ -1,0 +1,36 @@
+"""`crm-automation run --demo`: the README's main job, on the session's services."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from crm_automation.settings import Settings
+from tests.integration.support import CLI, cli_env
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_demo_shows_the_seed_examples_read_back_and_stops_cleanly(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [CLI, "run", "--demo", "--duration", "8"],
+        env=cli_env(settings, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "applied 3 rules" in out
+    assert "(installation) | installation | NEW | u-9 | 12000.00" in out
+    assert "Call the client | " in out and "14:00 Europe/Berlin | u-7 | completed" in out
+    assert "calendar of u-7 (CalDAV): 1 event(s)" in out
+    assert "| renewal-lead | " in out
+    assert "demo complete" in out
+    assert "engine exit 0, scheduler exit 0, sink-postgres exit 0, sink-calendar exit 0" in out
