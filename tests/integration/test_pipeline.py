@@ -27,6 +27,10 @@ rules:
   - id: copy-to-installation
     trigger: {entity_type: DEAL, pipeline: sales, stage: WON}
     action: {type: copy_deal, target_pipeline: installation, responsible: u-9, suffix: "SUFFIX"}
+  - id: call-big-clients
+    trigger: {entity_type: DEAL, pipeline: sales, stage: APPROVAL}
+    condition: {any: [{all: [{field: amount, op: gt, value: "50000"}]}]}
+    action: {type: plan_activity, subject: Call, deadline: {delay: 1d}}
 """
 
 
@@ -146,6 +150,32 @@ def test_a_poison_message_goes_to_the_dlq_with_its_reason_and_the_next_event_is_
     assert headers[HEADER_REASON] == b"truncated"
     assert headers[HEADER_TOPIC] == pipeline.topic(topics.STAGE_CHANGES).encode()
     assert headers[HEADER_OFFSET] == b"0"
+
+
+def executions(s: Settings) -> list[tuple[Any, ...]]:
+    assert s.database_url is not None
+    with psycopg.connect(s.database_url.get_secret_value()) as conn:
+        return conn.execute(
+            "SELECT item_key, rule_id, status, reason FROM executions ORDER BY item_key, rule_id"
+        ).fetchall()
+
+
+def test_a_rule_whose_condition_is_false_only_logs_a_skipped_execution(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    produce(pipeline, tmp_path, event("evt-1", "4711", stage="APPROVAL"), event("evt-2", "4712"))
+
+    wait_for(lambda: len(deals(pipeline)) == 1, timeout=90, what="the copy of the won deal")
+    logged = wait_for(
+        lambda: [row for row in executions(pipeline) if row[0] == "DEAL:4711"],
+        timeout=30,
+        what="the execution record of the skipped rule",
+    )
+    assert [row[:3] for row in logged] == [("DEAL:4711", "call-big-clients", "skipped")]
+    assert logged[0][3]  # the reason is recorded
+    assert pipeline.database_url is not None
+    with psycopg.connect(pipeline.database_url.get_secret_value()) as conn:
+        assert conn.execute("SELECT count(*) FROM activities").fetchone() == (0,)
 
 
 def test_an_invalid_line_is_reported_with_its_number_and_the_cli_exits_non_zero(
