@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -76,4 +77,22 @@ def create_topics(admin: AdminClient, settings: Settings, timeout: float = 30.0)
         else:
             logger.info("created topic topic=%s", name)
             created.append(name)
+    _wait_for_leaders(admin, created, timeout)
     return created
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """A topic just created has no partition leader for a moment: wait until all have one."""
+    deadline = time.monotonic() + timeout
+    while names:
+        metadata = admin.list_topics(timeout=timeout).topics
+        if all(
+            n in metadata
+            and metadata[n].partitions
+            and all(p.leader >= 0 for p in metadata[n].partitions.values())
+            for n in names
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without a leader after {timeout}s: {names}")
+        time.sleep(0.1)
