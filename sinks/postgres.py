@@ -6,8 +6,10 @@ import logging
 from collections.abc import Mapping
 
 import psycopg
+from confluent_kafka import Producer
 from psycopg import sql
 
+from crm_automation import kafka_clients
 from crm_automation.offsets import TopicPartition, store_offsets
 from sinks.postgres_rows import (
     ACTIVITY_COLUMNS,
@@ -15,6 +17,7 @@ from sinks.postgres_rows import (
     DEAL_COLUMNS,
     EXECUTION_COLUMNS,
     LEAD_COLUMNS,
+    OUTBOX_COLUMNS,
     Row,
     Rows,
 )
@@ -37,6 +40,7 @@ _INSERTS: tuple[tuple[str, sql.Composed], ...] = (
     ("activities", _insert("activities", ACTIVITY_COLUMNS, "action_id")),
     ("completions", _insert("activity_completions", COMPLETION_COLUMNS, "action_id")),
     ("executions", _insert("executions", EXECUTION_COLUMNS, "execution_key")),
+    ("outbox", _insert("outbox", OUTBOX_COLUMNS, "action_id")),
 )
 
 # Completions may arrive before or after their activities: after both inserts, any open
@@ -69,3 +73,27 @@ def write_batch(
         if touched:
             cur.execute(_APPLY_COMPLETIONS, (sorted(touched),))
         store_offsets(cur, group, next_offsets)
+
+
+def relay_outbox(conn: psycopg.Connection, producer: Producer, limit: int = 1000) -> int:
+    """Produce pending announcements, confirmed, then mark them relayed; return how many.
+
+    A crash after producing and before marking re-sends them: their event ids make the
+    engine treat the second copy as a duplicate.
+    """
+    with conn.transaction():
+        pending = conn.execute(
+            "SELECT id, topic, key, value FROM outbox WHERE relayed_at IS NULL"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (limit,),
+        ).fetchall()
+        if not pending:
+            return 0
+        for _id, topic, key, value in pending:
+            producer.produce(topic, key=bytes(key), value=bytes(value))
+        kafka_clients.flush_or_raise(producer)
+        conn.execute(
+            "UPDATE outbox SET relayed_at = now() WHERE id = ANY(%s)", ([r[0] for r in pending],)
+        )
+    logger.info("relayed announcements count=%s", len(pending))
+    return len(pending)

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import psycopg
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from automation_core.model import Action, Execution
 from crm_automation import codec, kafka_clients, offsets, topics
@@ -38,13 +38,15 @@ def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None
         lambda: offsets.stored_offsets(conn, GROUP),
     )
     producer = Producer(kafka_clients.producer_config(settings))
+    announce_topic = settings.topic(topics.STAGE_CHANGES)
     logger.info("postgres sink started group=%s topics=%s", GROUP, sources)
     try:
         while not stop.is_set():
             messages = consumer.poll_batch(settings.batch_size, timeout=0.2)
             if not messages:
+                _relay(conn, producer)
                 continue
-            rows, next_offsets, dead = Rows(), {}, []
+            rows, next_offsets, dead = Rows(announce_topic=announce_topic), {}, []
             for message in messages:
                 topic, partition, offset = position(message)
                 next_offsets[(topic, partition)] = offset + 1
@@ -71,10 +73,20 @@ def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None
             conn = _write_with_retry(conn, database_url, rows, next_offsets, metrics, stop)
             consumer.commit_for_lag(next_offsets)
             _observe(rows, metrics)
+            if rows.outbox:
+                _relay(conn, producer)
     finally:
         consumer.close()
         producer.flush(10)
         conn.close()
+
+
+def _relay(conn: psycopg.Connection, producer: Producer) -> None:
+    """Relay committed announcements; on failure they stay pending for the next round."""
+    try:
+        postgres.relay_outbox(conn, producer)
+    except (psycopg.Error, kafka_clients.DeliveryFailed, KafkaException) as exc:
+        logger.warning("outbox relay failed, retrying later: %s", type(exc).__name__)
 
 
 def _write_with_retry(

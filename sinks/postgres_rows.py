@@ -17,6 +17,8 @@ from automation_core.model import (
     Execution,
     PlanActivity,
 )
+from crm_automation import codec
+from sinks.announcements import announcement
 
 Row = tuple[Any, ...]
 
@@ -73,6 +75,7 @@ ACTIVITY_COLUMNS = (
     "event_occurred_at",
 )
 COMPLETION_COLUMNS = ("action_id", "item_key", "stage_id", "stage_entry_id", "completed_at")
+OUTBOX_COLUMNS = ("action_id", "topic", "key", "value")
 EXECUTION_COLUMNS = (
     "execution_key",
     "action_id",
@@ -96,11 +99,21 @@ class Rows:
     activities: list[Row] = field(default_factory=list)
     completions: list[Row] = field(default_factory=list)
     executions: list[Row] = field(default_factory=list)
+    outbox: list[Row] = field(default_factory=list)
+    announce_topic: str | None = None
+    """Where created deals and leads are announced (crm.stage-changes); None: not at all."""
 
     def __len__(self) -> int:
         return sum(
             len(rows)
-            for rows in (self.leads, self.deals, self.activities, self.completions, self.executions)
+            for rows in (
+                self.leads,
+                self.deals,
+                self.activities,
+                self.completions,
+                self.executions,
+                self.outbox,
+            )
         )
 
     def add_action(self, action: Action) -> None:
@@ -177,6 +190,13 @@ class Rows:
                     p.completed_at,
                 )
             )
+
+        if self.announce_topic is not None:
+            event = announcement(action)
+            if event is not None:
+                self.outbox.append(
+                    (action.action_id, self.announce_topic, event.key.encode(), codec.encode(event))
+                )
 
     def add_execution(self, execution: Execution) -> None:
         self.executions.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,10 +79,10 @@ def deals(s: Settings) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-@pytest.fixture
-def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+@contextlib.contextmanager
+def running(settings: Settings, tmp_path: Path, rules: str) -> Iterator[Settings]:
     """Rules applied, then the engine and the Postgres sink running as processes."""
-    apply_rules(settings, tmp_path, RULES.replace("SUFFIX", " (installation)"))
+    apply_rules(settings, tmp_path, rules)
     processes = [
         start_cli(settings, tmp_path, "engine"),
         start_cli(settings, tmp_path, "sink", "postgres"),
@@ -89,6 +90,48 @@ def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     yield settings
     for process in processes:
         assert stop_process(process) == 0, "a processor did not shut down cleanly on SIGTERM"
+
+
+@pytest.fixture
+def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    with running(settings, tmp_path, RULES.replace("SUFFIX", " (installation)")) as s:
+        yield s
+
+
+CHAIN = """
+pipelines:
+  - {id: sales, entity_type: DEAL, stages: [NEW, WON]}
+  - {id: p1, entity_type: DEAL, stages: [NEW, DONE]}
+  - {id: p2, entity_type: DEAL, stages: [NEW, DONE]}
+  - {id: p3, entity_type: DEAL, stages: [NEW, DONE]}
+  - {id: p4, entity_type: DEAL, stages: [NEW, DONE]}
+rules:
+  - {id: won-to-p1, trigger: {entity_type: DEAL, pipeline: sales, stage: WON},
+     action: {type: copy_deal, target_pipeline: p1}}
+  - {id: p1-to-p2, trigger: {entity_type: DEAL, pipeline: p1, stage: NEW},
+     action: {type: copy_deal, target_pipeline: p2}}
+  - {id: p2-to-p3, trigger: {entity_type: DEAL, pipeline: p2, stage: NEW},
+     action: {type: copy_deal, target_pipeline: p3}}
+  - {id: p3-to-p4, trigger: {entity_type: DEAL, pipeline: p3, stage: NEW},
+     action: {type: copy_deal, target_pipeline: p4}}
+"""
+
+
+def test_a_copied_deal_triggers_its_own_rules_and_the_fourth_copy_in_a_chain_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with running(settings, tmp_path, CHAIN) as s:
+        produce(s, tmp_path, event("evt-1", "4711"))
+
+        refused = wait_for(
+            lambda: [row for row in executions(s) if row[2] == "failed"],
+            timeout=120,
+            what="the refused fourth copy",
+        )
+        rows = deals(s)
+
+    assert sorted((row[2], row[10]) for row in rows) == [("p1", 1), ("p2", 2), ("p3", 3)]
+    assert [row[1:] for row in refused] == [("p3-to-p4", "failed", "copy_chain_limit")]
 
 
 def test_a_won_deal_is_copied_into_installation_and_lands_in_postgres(
