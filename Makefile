@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test test-unit test-integration lint stack-up stack-down clean
+.PHONY: install run test test-unit test-integration test-reliability lint stack-up stack-down clean
 
 install: $(STAMP)
 
@@ -22,7 +22,11 @@ run: install
 
 ## Everything CI runs: lint, types, unit and integration tests on the real local stack.
 test: install lint
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -m "not reliability" tests
+
+## Fault-injection scenarios (restarts of Postgres, Kafka, processors under load).
+test-reliability: install
+	$(BIN)/pytest -q -m reliability tests
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit

@@ -234,3 +234,30 @@ def test_db_migrate_is_idempotent(settings: Settings, tmp_path: Path) -> None:
     result = run_cli(settings, tmp_path, "db", "migrate")
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
+
+
+# Reliability tier (make test-reliability): 1 of 5 runs on 2026-11-26 ended with 75 of 120
+# copies after the restart (the sink recovered; where the rest went is not found yet).
+@pytest.mark.reliability
+def test_restarting_postgres_in_immediate_mode_mid_stream_loses_and_duplicates_nothing(
+    stack: Any, pipeline: Settings, tmp_path: Path
+) -> None:
+    postgres = stack.stack.postgres
+    total = 120
+    produce(pipeline, tmp_path, *(event(f"evt-{n}", f"9{n:03d}") for n in range(total // 2)))
+    wait_for(lambda: len(deals(pipeline)) >= 10, timeout=90, what="the first copies")
+
+    postgres.stop(mode="immediate")
+    produce(pipeline, tmp_path, *(event(f"evt-{n}", f"9{n:03d}") for n in range(total // 2, total)))
+    postgres.start()
+
+    def all_copies() -> list[tuple[Any, ...]] | None:
+        try:
+            rows = deals(pipeline)
+        except psycopg.OperationalError:
+            return None  # still starting
+        return rows if len(rows) >= total else None
+
+    rows = wait_for(all_copies, timeout=120, what=f"all {total} copies after the restart")
+    keys = [row[0] for row in rows]
+    assert len(keys) == total and len(set(keys)) == total
