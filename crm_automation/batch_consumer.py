@@ -13,6 +13,22 @@ logger = logging.getLogger(__name__)
 OffsetLoader = Callable[[], Mapping[tuple[str, int], int]]
 
 
+def poll_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Up to `max_messages` usable messages: partition EOFs dropped, a fatal error raised."""
+    batch = []
+    for message in consumer.consume(max_messages, timeout):
+        error = message.error()
+        if error is None:
+            batch.append(message)
+        elif error.code() == KafkaError._PARTITION_EOF:
+            continue
+        elif error.fatal():
+            raise RuntimeError(f"fatal consumer error: {error}")
+        else:
+            logger.warning("consumer error code=%s", error.code())
+    return batch
+
+
 class BatchConsumer:
     """Subscribes to topics; on every assignment seeks to the offsets stored in Postgres.
 
@@ -33,19 +49,7 @@ class BatchConsumer:
         consumer.assign(partitions)
 
     def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
-        messages = self._consumer.consume(max_messages, timeout)
-        batch = []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                batch.append(message)
-            elif error.code() == KafkaError._PARTITION_EOF:
-                continue
-            elif error.fatal():
-                raise RuntimeError(f"fatal consumer error: {error}")
-            else:
-                logger.warning("consumer error code=%s", error.code())
-        return batch
+        return poll_batch(self._consumer, max_messages, timeout)
 
     def commit_for_lag(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         if next_offsets:

@@ -13,10 +13,11 @@ import threading
 import time
 from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from automation_core.model import Action, ActionMode, PlanActivity
 from crm_automation import codec, kafka_clients, topics
+from crm_automation.batch_consumer import poll_batch
 from crm_automation.clock import Clock, SystemClock
 from crm_automation.dlq import DeadLetter, dead_letter_of, position
 from crm_automation.settings import Settings
@@ -76,7 +77,7 @@ def run(
     logger.info("calendar sink started group=%s", group)
     try:
         while not stop.is_set():
-            messages = _poll_batch(consumer, settings.batch_size)
+            messages = poll_batch(consumer, settings.batch_size, 0.2)
             if not messages:
                 continue
             actions, positions, dead = [], [], []
@@ -162,21 +163,6 @@ def _idle(consumer: Consumer, seconds: float, stop: threading.Event) -> bool:
             consumer.seek(tp)
             consumer.pause([tp])
     return True
-
-
-def _poll_batch(consumer: Consumer, max_messages: int) -> list[Message]:
-    batch = []
-    for message in consumer.consume(max_messages, 0.2):
-        error = message.error()
-        if error is None:
-            batch.append(message)
-        elif error.code() == KafkaError._PARTITION_EOF:
-            continue
-        elif error.fatal():
-            raise RuntimeError(f"fatal consumer error: {error}")
-        else:
-            logger.warning("consumer error code=%s", error.code())
-    return batch
 
 
 def _publish(
