@@ -1,0 +1,403 @@
+"""Engine benchmark: events/s of `crm-automation engine` against a plain Kafka loop, by rule count.
+
+    .venv/bin/python bench/engine_bench.py [--quick] [--events E] [--rules N]
+
+Full: 20,000 events, 1,000 rules, rule-count sweep 10 / 1,000 / 10,000;
+--quick: 5,000 events, sweep 10 / 1,000.
+
+Starts its own local stack (Kafka, Postgres, Radicale) under a temp home and stops it at the
+end. Each engine run gets a fresh topic prefix (so its own rules topic, stage-changes topic
+and consumer group), the same pre-produced events, and a fresh `crm-automation engine`
+process; throughput is timed from the first processed event (start-up excluded) until
+`crm_automation_events_total` reaches E. The baseline, in the same run, consumes the same
+events with a plain confluent-kafka loop (new group), decodes and re-encodes each with the
+codec, and produces it to another topic, flushing at the end.
+
+Rules: the first 1,000 ("hot") are spread over the first six stages of 50 DEAL pipelines,
+where the events land (~3.3 matching rules per event); rules beyond 1,000 ("cold") trigger
+on a seventh stage no event enters, so a 10,000-rule run does the same work per event as
+the 1,000-rule one and only the rule lookup could make it slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from automation_core.model import Company, Contact, EntityType, Item, StageChanged
+from automation_core.rules_file import validate_rules_file
+from crm_automation import codec, kafka_clients, rules_topic, topics
+from crm_automation.settings import Settings
+from crm_automation.stack import Stack
+from crm_automation.stack.processes import free_port
+
+RESULTS = Path(__file__).parent / "results"
+CLI = str(Path(sys.executable).with_name("crm-automation"))
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+PIPELINES = 50
+STAGES = ("NEW", "QUALIFIED", "PROPOSAL", "NEGOTIATION", "WON", "LOST")
+COLD_STAGE = "ARCHIVED"
+HOT_RULES = 1_000
+ITEMS = 4_000
+
+FIRST_NAMES = ("Anna", "Jonas", "Lea", "Mehmet", "Sofia", "Lukas", "Marie", "Paul", "Elif", "Ben")
+LAST_NAMES = ("Müller", "Schmidt", "Yılmaz", "Weber", "Fischer", "Wagner", "Becker", "Hoffmann")
+COMPANIES = ("GmbH", "AG", "KG", "SE", "e.K.")
+
+
+def pipeline_id(p: int) -> str:
+    return f"deals-{p:02d}"
+
+
+def rule(j: int) -> dict[str, Any]:
+    """Rule j: hot ones on (pipeline j % 50, stage j // 50 % 6), cold ones on ARCHIVED."""
+    p = j % PIPELINES
+    stage = STAGES[(j // PIPELINES) % len(STAGES)] if j < HOT_RULES else COLD_STAGE
+    r: dict[str, Any] = {
+        "id": f"r-{j:05d}",
+        "trigger": {"entity_type": "DEAL", "pipeline": pipeline_id(p), "stage": stage},
+    }
+    if j % 4 == 1:
+        r["condition"] = {"all": [{"field": "amount", "op": "gt", "value": "5000"}]}
+    elif j % 4 == 2:
+        r["condition"] = {
+            "any": [
+                {"all": [{"field": "amount", "op": "ge", "value": "20000"}]},
+                {"all": [{"field": "currency", "op": "in", "value": ["EUR", "CHF"]}]},
+            ]
+        }
+    kind = j % 3
+    if kind == 0:
+        r["action"] = {
+            "type": "copy_deal",
+            "target_pipeline": pipeline_id((p + 1) % PIPELINES),
+            "suffix": " (follow-up)",
+            "responsible": "u-9",
+        }
+    elif kind == 1:
+        r["when"] = {"delay": f"{30 + j % 150}d", "working_time": "office"}
+        r["cancel_on_stage_exit"] = False
+        r["action"] = {
+            "type": "create_lead",
+            "title": "Renew: {{ company.title }} ({{ item.UF_CONTRACT_NO }})",
+            "responsible": ["u-7", "u-8"],
+        }
+    else:
+        r["action"] = {
+            "type": "plan_activity",
+            "subject": f"Call the client ({stage.lower()})",
+            "description": "Discuss the contract with {{ contact.name }} {{ contact.last_name }}",
+            "deadline": {"delay": "1d", "at": "14:00", "timezone": "Europe/Berlin"},
+            "responsible": "{{ item.responsible_id }}",
+            "calendar": {"duration": "30m"},
+            "clients": "all",
+        }
+    return r
+
+
+def rules_text(n: int) -> str:
+    """A rules file (JSON is YAML) with n rules over 50 DEAL pipelines and one LEAD pipeline."""
+    doc = {
+        "pipelines": [
+            {"id": pipeline_id(p), "entity_type": "DEAL", "stages": [*STAGES, COLD_STAGE]}
+            for p in range(PIPELINES)
+        ]
+        + [{"id": "leads", "entity_type": "LEAD", "stages": ["NEW", "IN_PROCESS", "CONVERTED"]}],
+        "working_time": {
+            "office": {
+                "timezone": "Europe/Berlin",
+                "days": ["mon", "tue", "wed", "thu", "fri"],
+                "hours": "09:00-18:00",
+                "holidays": "DE",
+            }
+        },
+        "rules": [rule(j) for j in range(n)],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def make_events(count: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    """(key, value) of `count` StageChanged events over ITEMS deals, time-ordered per item."""
+    rnd = random.Random(seed)
+    items: dict[int, tuple[int, int, Item]] = {}
+    out = []
+    for i in range(count):
+        n = rnd.randrange(ITEMS)
+        if n not in items:
+            company = Company(f"co-{n % 900}", f"{rnd.choice(LAST_NAMES)} {rnd.choice(COMPANIES)}")
+            contacts = tuple(
+                Contact(
+                    f"ct-{n}-{c}",
+                    rnd.choice(FIRST_NAMES),
+                    rnd.choice(LAST_NAMES),
+                    f"contact{n}.{c}@example.com",
+                    f"+49 30 {rnd.randrange(10**6, 10**7)}",
+                )
+                for c in range(rnd.choice((2, 3)))
+            )
+            item = Item(
+                title=f"Maintenance contract {n}",
+                responsible_id=f"u-{rnd.randrange(1, 40)}",
+                amount=Decimal(rnd.randrange(50_000, 5_000_000)) / 100,
+                currency=rnd.choice(("EUR", "EUR", "CHF", "USD")),
+                company=company,
+                contacts=contacts,
+                fields={
+                    "UF_CONTRACT_NO": f"MV-{n:05d}",
+                    "UF_REGION": rnd.choice(("north", "south", "east", "west")),
+                    "UF_PRODUCTS": rnd.sample(["hvac", "elevator", "fire", "access"], 2),
+                },
+            )
+            items[n] = (n % PIPELINES, -1, item)
+        p, last, item = items[n]
+        stage = (last + 1 + rnd.randrange(2)) % len(STAGES)
+        items[n] = (p, stage, item)
+        event = StageChanged(
+            event_id=f"evt-{i:07d}",
+            occurred_at=T0 + timedelta(seconds=i),
+            entity_type=EntityType.DEAL,
+            item_id=str(n),
+            pipeline_id=pipeline_id(p),
+            stage_id=STAGES[stage],
+            previous_stage_id=STAGES[last] if last >= 0 else None,
+            item=item,
+        )
+        out.append((event.key.encode(), codec.encode(event)))
+    return out
+
+
+def produce_all(s: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer(kafka_clients.producer_config(s))
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    kafka_clients.flush_or_raise(producer, 120)
+
+
+def prepared(base: Settings, n_rules: int, events: list[tuple[bytes, bytes]]) -> Settings:
+    """Fresh prefix with its topics, n rules validated and published, the events produced."""
+    s = base.model_copy(
+        update={
+            "topic_prefix": f"bench-{uuid.uuid4().hex[:8]}.",
+            "engine_metrics_port": free_port(),
+        }
+    )
+    topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
+    validated = validate_rules_file(rules_text(n_rules))
+    assert len(validated.rules) == n_rules
+    plan = rules_topic.plan_apply(validated, rules_topic.Published(), prune=False)
+    rules_topic.execute(s, plan, datetime.now(UTC))
+    produce_all(s, s.topic(topics.STAGE_CHANGES), events)
+    return s
+
+
+def engine_env(s: Settings, home: Path) -> dict[str, str]:
+    """Like tests/integration/support.py cli_env: exactly these settings for a child process."""
+    return {
+        **os.environ,
+        "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
+        "CRM_AUTOMATION_DATABASE_URL": s.database_url.get_secret_value() if s.database_url else "",
+        "CRM_AUTOMATION_CALDAV_URL": s.caldav_url or "",
+        "CRM_AUTOMATION_TOPIC_PREFIX": s.topic_prefix,
+        "CRM_AUTOMATION_PARTITIONS": str(s.partitions),
+        "CRM_AUTOMATION_HOME": str(home),
+        "CRM_AUTOMATION_ENGINE_METRICS_PORT": str(s.engine_metrics_port),
+    }
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sums of the engine counters we report, from its /metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:  # noqa: S310
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            name = sample.name.removeprefix("crm_automation_")
+            out[name] = out.get(name, 0.0) + sample.value
+            if name == "events_total":
+                key = f"events_{sample.labels.get('outcome')}"
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def engine_run(s: Settings, expected: int, work: Path, timeout: float) -> dict[str, Any]:
+    """Start the engine, time first processed event → events_total == expected, stop it."""
+    work.mkdir(parents=True, exist_ok=True)
+    log = open(work / "engine.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(  # noqa: S603
+        [CLI, "engine"], env=engine_env(s, work), cwd=work, stdout=log, stderr=log
+    )
+    log.close()
+    started = time.monotonic()
+    first: tuple[float, float] | None = None
+    last: dict[str, float] = {}
+    try:
+        deadline = started + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"engine exited with {process.returncode}; see {work}/engine.log"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"engine: {last.get('events_total', 0):.0f} of {expected}")
+            try:
+                last = scrape(s.engine_metrics_port)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            now, done = time.monotonic(), last.get("events_total", 0.0)
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= expected:
+                break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert first is not None
+    elapsed = now - first[0]
+    timed = expected - first[1]
+    return {
+        "startup_s": first[0] - started,
+        "timed_events": timed,
+        "elapsed_s": elapsed,
+        "events_per_s": timed / elapsed,
+        "counters": last,
+        "executions_per_event": last.get("rule_executions_total", 0.0) / expected,
+        "actions_per_event": last.get("actions_total", 0.0) / expected,
+    }
+
+
+def baseline_run(s: Settings, expected: int, batch: int) -> dict[str, Any]:
+    """Plain loop: consume in batches, codec.decode, codec.encode, produce; flush at the end."""
+    out_topic = s.topic("bench.baseline-out")
+    admin = AdminClient(kafka_clients.admin_config(s))
+    for future in admin.create_topics([NewTopic(out_topic, s.partitions, 1)]).values():
+        future.result()
+    consumer = Consumer(kafka_clients.consumer_config(s, f"bench-baseline-{uuid.uuid4().hex[:8]}"))
+    consumer.subscribe([s.topic(topics.STAGE_CHANGES)])
+    producer = Producer(kafka_clients.producer_config(s))
+    done, first = 0, 0.0
+    deadline = time.monotonic() + 300
+    try:
+        while done < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"baseline: {done} of {expected}")
+            messages = consumer.consume(batch, 1.0)
+            if messages and not first:
+                first = time.perf_counter()
+            for m in messages:
+                if m.error() is not None:
+                    continue
+                value = codec.encode(codec.decode(m.value()))
+                while True:
+                    try:
+                        producer.produce(out_topic, key=m.key(), value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                done += 1
+            producer.poll(0)
+        kafka_clients.flush_or_raise(producer, 120)
+        elapsed = time.perf_counter() - first
+    finally:
+        consumer.close()
+    return {"events": done, "elapsed_s": elapsed, "events_per_s": done / elapsed, "batch": batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5,000 events, sweep 10 / 1,000")
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--rules", type=int, default=1_000)
+    parser.add_argument("--batch", type=int, default=500, help="baseline consume batch")
+    args = parser.parse_args()
+    n_events = args.events or (5_000 if args.quick else 20_000)
+    sweep = sorted({10, args.rules, 1_000 if args.quick else 10_000})
+    print(f"generating {n_events:,} events ...", flush=True)
+    events = make_events(n_events)
+    result: dict[str, Any] = {
+        "events": n_events,
+        "rules": args.rules,
+        "event_bytes_avg": sum(len(v) for _k, v in events) / n_events,
+    }
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
+        stack = Stack(Settings(home=Path(tmp) / "stack"))
+        try:
+            print("starting the local stack ...", flush=True)
+            stack.up()
+            base = stack.resolved_settings()
+            result["partitions"] = base.partitions
+            runs: dict[int, dict[str, Any]] = {}
+            for n in sweep:
+                print(f"engine with {n:,} rules ...", flush=True)
+                s = prepared(base, n, events)
+                runs[n] = engine_run(s, n_events, Path(tmp) / f"engine-{n}", timeout=900)
+                print(f"  {runs[n]['events_per_s']:,.0f} events/s", flush=True)
+                if n == args.rules:
+                    print("baseline loop on the same events ...", flush=True)
+                    result["baseline"] = baseline_run(s, n_events, args.batch)
+            result["engine_by_rules"] = {str(n): r for n, r in runs.items()}
+        finally:
+            stack.down()
+    main_rate = runs[args.rules]["events_per_s"]
+    result["engine_events_per_s"] = main_rate
+    result["baseline_events_per_s"] = result["baseline"]["events_per_s"]
+    result["engine_vs_baseline"] = main_rate / result["baseline_events_per_s"]
+    report(result, args)
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> None:
+    print(
+        f"\n{r['events']:,} StageChanged events (avg {r['event_bytes_avg']:.0f} B), "
+        f"{r['partitions']} partitions"
+    )
+    print(f"{'run':<34} {'events/s':>10} {'rules/event':>12} {'actions/event':>14} {'start-up':>9}")
+    for n, run in r["engine_by_rules"].items():
+        print(
+            f"{'engine, ' + format(int(n), ',') + ' rules':<34} {run['events_per_s']:>10,.0f}"
+            f" {run['executions_per_event']:>12.2f} {run['actions_per_event']:>14.2f}"
+            f" {run['startup_s']:>8.1f}s"
+        )
+    print(f"{'baseline (decode+encode+produce)':<34} {r['baseline_events_per_s']:>10,.0f}")
+    print(f"engine / baseline ({r['rules']:,} rules): {r['engine_vs_baseline']:.2f}")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"engine-{stamp}.json"
+    r = {**r, "command": vars(args), "machine": platform.platform(), "at": stamp}
+    path.write_text(json.dumps(r, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
