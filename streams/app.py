@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -124,7 +125,16 @@ def build_engine(
         stream_tps = [tp for tp in consumer.assignment() if tp.topic == events_topic_name]
         if not stream_tps:
             return
-        committed = await consumer.seek_to_committed()
+        for attempt in range(1, 6):
+            try:
+                committed = await consumer.seek_to_committed()
+                break
+            except Exception as exc:  # noqa: BLE001 - e.g. coordinator not available yet
+                logger.warning("reading committed offsets failed attempt=%s error=%s", attempt, exc)
+                await asyncio.sleep(0.5 * attempt)
+        else:
+            logger.error("committed offsets unknown: never-committed partitions may be skipped")
+            return
         fresh = [tp for tp in stream_tps if committed.get(tp) is None]
         if fresh:
             logger.info("no committed offset: reading from the start partitions=%s", fresh)
