@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
 import time
 import urllib.request
-import uuid
 from collections import Counter as Tally
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,27 +22,14 @@ from crm_automation import codec, kafka_clients, topics
 from crm_automation.settings import Settings
 from sinks import postgres_process
 from sinks.metrics import SinkMetrics
-from tests.integration.support import CLI, TopicReader, stop_process
+from tests.integration.support import TopicReader, start_cli, stop_process
 from tests.integration.test_scheduler_timers import schedule
 
 pytestmark = pytest.mark.integration
 
 
 def start_scheduler(s: Settings, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
-        "CRM_AUTOMATION_DATABASE_URL": s.database_url.get_secret_value() if s.database_url else "",
-        "CRM_AUTOMATION_TOPIC_PREFIX": s.topic_prefix,
-        "CRM_AUTOMATION_HOME": str(tmp_path),
-        "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(s.scheduler_metrics_port),
-        **extra,
-    }
-    log = open(tmp_path / f"scheduler-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
-    try:
-        return subprocess.Popen([CLI, "scheduler"], env=env, stdout=log, stderr=log)
-    finally:
-        log.close()
+    return start_cli(s, tmp_path, "scheduler", **extra)
 
 
 def now_ms() -> datetime:
