@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -21,6 +22,16 @@ class KafkaNotConfigured(RuntimeError):
 
 class DeliveryFailed(Exception):
     """A produced message was not acknowledged by the broker (retryable: ids are stable)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to produce to a named topic (engine and scheduler outputs)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 class ProducerRecord(NamedTuple):

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from crm_automation.kafka_clients import DeliveryFailed
+from crm_automation.kafka_clients import DeliveryFailed, Outgoing
 
-
-@dataclass(frozen=True)
-class Outgoing:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] | None = None
+__all__ = ["KafkaPublisher", "Outgoing", "Publisher"]
 
 
 class Publisher(Protocol):

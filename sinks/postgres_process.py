@@ -13,6 +13,7 @@ from automation_core.model import Action, Execution
 from crm_automation import codec, kafka_clients, offsets, topics
 from crm_automation.batch_consumer import BatchConsumer
 from crm_automation.dlq import DeadLetter, dead_letter_of, position
+from crm_automation.kafka_clients import ProducerRecord
 from crm_automation.settings import Settings
 from sinks import postgres
 from sinks.metrics import SinkMetrics
@@ -152,12 +153,6 @@ def _send_dead_letters(
 ) -> None:
     """Produce and confirm the DLQ records before the offsets that skip them are stored."""
     for letter in dead:
-        producer.produce(
-            settings.topic(topics.DLQ),
-            key=letter.key,
-            value=letter.value,
-            headers=letter.headers(),
-        )
         metrics.dlq.labels("sink_postgres", letter.reason).inc()
         logger.warning(
             "dead letter topic=%s partition=%s offset=%s reason=%s",
@@ -166,4 +161,8 @@ def _send_dead_letters(
             letter.source_offset,
             letter.reason,
         )
-    kafka_clients.flush_or_raise(producer)
+    kafka_clients.produce_and_confirm(
+        producer,
+        settings.topic(topics.DLQ),
+        [ProducerRecord(d.key, d.value, d.headers()) for d in dead],
+    )

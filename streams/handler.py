@@ -10,9 +10,9 @@ from automation_core.evaluate import Decision, ItemState, evaluate
 from automation_core.model import StageChanged, TimerCommand
 from crm_automation import codec, topics
 from crm_automation.dlq import DeadLetter
+from crm_automation.kafka_clients import Outgoing
 from crm_automation.settings import Settings
 from streams.metrics import EngineMetrics
-from streams.outbox import Outgoing
 from streams.rules_registry import RulesRegistry
 
 logger = logging.getLogger(__name__)

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, Message, Producer
+
+from crm_automation.kafka_clients import Outgoing
 
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 10.0
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] = field(default_factory=list)
 
 
 class ConfirmingProducer:

@@ -7,10 +7,11 @@ import logging
 from automation_core.evaluate import RuleIndex, rule_index_from
 from automation_core.model import Pipeline, Rule
 from crm_automation import codec
+from crm_automation.rules_topic import PIPELINE_PREFIX
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_KEY_PREFIX = b"pipeline:"
+PIPELINE_KEY_PREFIX = PIPELINE_PREFIX.encode()
 
 
 class RulesRegistry:
@@ -29,7 +30,7 @@ class RulesRegistry:
         name = key.decode("utf-8", "replace")
         if value is None:
             if key.startswith(PIPELINE_KEY_PREFIX):
-                self.pipelines.pop(name.removeprefix("pipeline:"), None)
+                self.pipelines.pop(name.removeprefix(PIPELINE_PREFIX), None)
             else:
                 self._rules.pop(name, None)
             self._index = None

@@ -22,6 +22,7 @@ from crm_automation.live_view import scrape, summary_line
 from crm_automation.processes import Supervisor, processors
 from crm_automation.settings import Settings
 from crm_automation.stack import Stack, StackError
+from crm_automation.stack.stack import mask_password
 
 console = Console(soft_wrap=True)
 EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "config" / "rules.example.yaml"
@@ -104,18 +105,13 @@ def _prepare(rules_file: Path, started: float) -> Settings:
 
 def _where_to_look(s: Settings) -> None:
     console.print(f"Kafka     {s.kafka_bootstrap_servers}", highlight=False)
-    console.print("Postgres  " + _masked(s), highlight=False)
+    console.print(f"Postgres  {mask_password(_database_url(s))}", highlight=False)
     console.print(f"CalDAV    {s.caldav_url} (calendars under /<user>/calendar/)", highlight=False)
     console.print("Ctrl-C stops everything.")
 
 
-def _masked(s: Settings) -> str:
-    url = s.database_url.get_secret_value() if s.database_url else ""
-    scheme, _, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}://{userinfo}{at}{host}"
+def _database_url(s: Settings) -> str:
+    return s.database_url.get_secret_value() if s.database_url else ""
 
 
 def _demo(s: Settings, stop: threading.Event) -> None:

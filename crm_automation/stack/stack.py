@@ -126,7 +126,7 @@ class Stack:
         """
         reports = [ComponentStart(name, address, "external", 0.0) for name, address in (
             ("kafka", None if self.kafka else self.kafka_bootstrap),
-            ("postgres", None if self.postgres else _mask(self.database_url)),
+            ("postgres", None if self.postgres else mask_password(self.database_url)),
             ("caldav", None if self.caldav else self.caldav_url),
         ) if address is not None]  # fmt: skip
         servers = self.local_servers
@@ -172,7 +172,7 @@ class Stack:
         """Real checks: an AdminClient metadata request, a Postgres query, an HTTP request."""
         return StackStatus(
             kafka_bootstrap=self.kafka_bootstrap,
-            database_url=self.database_url if self.postgres else _mask(self.database_url),
+            database_url=self.database_url if self.postgres else mask_password(self.database_url),
             caldav_url=self.caldav_url,
             kafka_up=self.kafka.is_up() if self.kafka else kafka_answers(self.kafka_bootstrap),
             postgres_up=(
@@ -194,7 +194,7 @@ class Stack:
         )
 
 
-def _mask(url: str) -> str:
+def mask_password(url: str) -> str:
     """The URL with any password replaced by `***`."""
     parts = urlsplit(url)
     if parts.password is None:

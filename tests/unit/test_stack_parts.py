@@ -11,7 +11,7 @@ import pytest
 from crm_automation.stack.kafka import cluster_id
 from crm_automation.stack.kafka_jars import java_major_version
 from crm_automation.stack.processes import PidFile, PortBook, process_alive
-from crm_automation.stack.stack import _mask
+from crm_automation.stack.stack import mask_password
 from tests.helpers import wait_for
 
 
@@ -69,7 +69,7 @@ def test_process_alive_sees_this_process() -> None:
     ],
 )
 def test_external_database_urls_are_shown_without_password(url: str, shown: str) -> None:
-    assert _mask(url) == shown
+    assert mask_password(url) == shown
 
 
 def test_wait_for_returns_the_first_truthy_value_and_fails_after_its_deadline() -> None:
