@@ -25,7 +25,8 @@ from crm_automation.stack import Stack, StackError
 from crm_automation.stack.stack import mask_password
 
 console = Console(soft_wrap=True)
-EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "config" / "rules.example.yaml"
+# Shipped inside the package so a plain `pip install` finds it (config/ links to it).
+EXAMPLE_RULES = Path(__file__).resolve().parents[1] / "examples" / "rules.example.yaml"
 
 
 def run(

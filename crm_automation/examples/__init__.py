@@ -1,0 +1,1 @@
+"""Example rules shipped with the package (config/rules.example.yaml links here)."""
