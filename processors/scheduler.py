@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from crm_automation import kafka_clients, topics
 from crm_automation.batch_consumer import BatchConsumer
 from crm_automation.clock import Clock, SystemClock
+from crm_automation.process import Readiness
 from crm_automation.settings import Settings
 from processors.fire import FireLoop
 from processors.ingest import GROUP, IngestLoop
@@ -28,6 +29,7 @@ def run(
     metrics: SchedulerMetrics,
     stop: threading.Event,
     clock: Clock | None = None,
+    readiness: Readiness | None = None,
 ) -> None:
     """Ingest on this thread and fire on another until `stop` is set or one loop fails."""
     clock = clock or SystemClock()
@@ -72,6 +74,8 @@ def run(
     )
     logger.info("scheduler started group=%s", GROUP)
     fire_thread.start()
+    if readiness is not None:
+        readiness.ready()  # both loops running; Kafka and Postgres are checked separately
     try:
         _guarded(partial(ingest.run, consumer, stop, settings.batch_size), stop, failure)
     finally:

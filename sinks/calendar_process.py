@@ -20,6 +20,7 @@ from crm_automation import codec, kafka_clients, topics
 from crm_automation.batch_consumer import poll_batch
 from crm_automation.clock import Clock, SystemClock
 from crm_automation.dlq import DeadLetter, dead_letter_of, position
+from crm_automation.process import Readiness
 from crm_automation.settings import Settings
 from sinks.caldav_client import CalDAVClient, CalDAVUnavailable
 from sinks.calendar_events import Addressing
@@ -67,6 +68,7 @@ def run(
     writer: CalendarWriter | None = None,
     clock: Clock | None = None,
     group: str = GROUP,
+    readiness: Readiness | None = None,
 ) -> None:
     """Consume `automation.actions` until `stop` is set (`group`: for replays in tests)."""
     clock = clock or SystemClock()
@@ -78,6 +80,8 @@ def run(
     try:
         while not stop.is_set():
             messages = poll_batch(consumer, settings.batch_size, 0.2)
+            if readiness is not None:
+                readiness.ready()
             if not messages:
                 continue
             actions, positions, dead = [], [], []

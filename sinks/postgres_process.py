@@ -14,6 +14,7 @@ from crm_automation import codec, kafka_clients, offsets, topics
 from crm_automation.batch_consumer import BatchConsumer
 from crm_automation.dlq import DeadLetter, dead_letter_of, position
 from crm_automation.kafka_clients import ProducerRecord
+from crm_automation.process import Readiness
 from crm_automation.settings import Settings
 from sinks import postgres
 from sinks.metrics import SinkMetrics
@@ -26,7 +27,12 @@ SINK = "postgres"
 _MAX_BACKOFF = 30.0
 
 
-def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None:
+def run(
+    settings: Settings,
+    metrics: SinkMetrics,
+    stop: threading.Event,
+    readiness: Readiness | None = None,
+) -> None:
     """Consume until `stop` is set; each batch is one transaction with its offsets."""
     if settings.database_url is None:
         raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
@@ -44,6 +50,8 @@ def run(settings: Settings, metrics: SinkMetrics, stop: threading.Event) -> None
     try:
         while not stop.is_set():
             messages = consumer.poll_batch(settings.batch_size, timeout=0.2)
+            if readiness is not None:
+                readiness.ready()
             if not messages:
                 _relay(conn, producer)
                 continue
