@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
+from confluent_kafka import KafkaException
+from pydantic import ValidationError
 
+from crm_automation import kafka_clients, logging_setup
 from crm_automation.commands import (
     db,
     engine,
@@ -18,6 +22,9 @@ from crm_automation.commands import (
     timers,
     topics,
 )
+from crm_automation.commands._common import configured_settings
+
+logger = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="crm-automation",
@@ -38,7 +45,24 @@ app.add_typer(timers.app, name="timers")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per HTTP request is noise at INFO; failures surface through our own logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    app()
+    """Load the settings (a clear message if invalid), configure logging, run the command."""
+    try:
+        settings = configured_settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"error: invalid CRM_AUTOMATION_* configuration:\n{exc}\n")
+        sys.exit(2)
+    logging_setup.configure(settings)
+    try:
+        app()
+    except kafka_clients.KafkaNotConfigured as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except KafkaException as exc:
+        # e.g. wrong credentials or a TLS mismatch: librdkafka's message names the cause.
+        error = exc.args[0] if exc.args else exc
+        sys.stderr.write(f"error: Kafka: {error}\n")
+        sys.exit(3)
+    except Exception:
+        # Through logging, so a crash is one JSON object too when JSON logs are on.
+        logger.exception("command failed")
+        sys.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -41,14 +42,59 @@ class ProducerRecord(NamedTuple):
 
 
 def _security_config(settings: Settings) -> Config:
-    # Hook for SASL/TLS (security.protocol, sasl.mechanism, sasl.username/password from
-    # SecretStr settings): every client config below goes through here.
-    return {}
+    """librdkafka's security keys; every client config below goes through here."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    config: Config = {"security.protocol": protocol.lower()}
+    if protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        username, password = _sasl_credentials(settings)
+        config.update(
+            {
+                "sasl.mechanism": settings.kafka_sasl_mechanism,
+                "sasl.username": username,
+                "sasl.password": password,
+            }
+        )
+    return config
+
+
+def _sasl_credentials(settings: Settings) -> tuple[str, str]:
+    if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+        raise KafkaNotConfigured(
+            f"security protocol {settings.kafka_security_protocol} needs credentials: set "
+            "CRM_AUTOMATION_KAFKA_SASL_USERNAME and CRM_AUTOMATION_KAFKA_SASL_PASSWORD"
+        )
+    return settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()
 
 
 def faust_security_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for `faust.App` (e.g. broker_credentials) matching `_security_config`."""
-    return {}
+    """Keyword arguments for `faust.App` (broker_credentials) matching `_security_config`.
+
+    Faust's SASLCredentials without an ssl_context means SASL_PLAINTEXT: SASL_SSL needs
+    the context, built from the configured CA file (or the system's CAs).
+    """
+    import faust  # here, not at module level: only the engine pays for importing Faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = settings.kafka_ssl_ca_location
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    if protocol == "SSL":
+        return {"broker_credentials": faust.SSLCredentials(context)}
+    username, password = _sasl_credentials(settings)
+    credentials = faust.SASLCredentials(
+        mechanism=settings.kafka_sasl_mechanism,
+        username=username,
+        password=password,
+        ssl_context=context,
+    )
+    return {"broker_credentials": credentials}
 
 
 def _common_config(settings: Settings) -> Config:

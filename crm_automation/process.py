@@ -1,4 +1,14 @@
-"""What every long-running processor shares: a metrics endpoint and graceful shutdown."""
+"""What every long-running processor shares: /metrics, /healthz, /readyz and graceful shutdown.
+
+The endpoint is a small `ThreadingHTTPServer` bound to `metrics_host` (127.0.0.1 unless
+configured; prometheus_client's own server would bind 0.0.0.0):
+
+- `GET /metrics`: Prometheus text format of the process's registry.
+- `GET /healthz`: 200 `ok` while the process runs.
+- `GET /readyz`: 200 `ready` once every readiness condition holds (e.g. partitions
+  assigned and the first poll done, database reachable); 503 with the first unmet
+  condition as a short plain-text reason otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +16,118 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from crm_automation.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+Probe = Callable[[], str | None]
+"""A readiness check run per /readyz request: None when fine, else a short reason."""
 
-def serve_metrics(settings: Settings, port: int) -> CollectorRegistry:
-    """A fresh registry served on `metrics_host:port` (127.0.0.1 unless configured)."""
-    registry = CollectorRegistry()
-    if port:
-        start_http_server(port, addr=settings.metrics_host, registry=registry)
-        logger.info("metrics on http://%s:%s/metrics", settings.metrics_host, port)
-    return registry
+
+class Readiness:
+    """Whether this process is ready: named conditions it sets, plus probes run on request.
+
+    Conditions start unmet with a reason (`require`); the processor marks them met
+    (`ready`) or unmet again (`not_ready`). Thread-safe: set from consumer threads or the
+    event loop, read by the HTTP server's threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._unmet: dict[str, str] = {}
+        self._probes: list[tuple[str, Probe]] = []
+
+    def require(self, condition: str, reason: str) -> Readiness:
+        with self._lock:
+            self._unmet[condition] = reason
+        return self
+
+    def ready(self, condition: str = "consuming") -> None:
+        with self._lock:
+            if self._unmet.pop(condition, None) is not None:
+                logger.info("ready condition=%s", condition)
+
+    def not_ready(self, condition: str, reason: str) -> None:
+        with self._lock:
+            if condition not in self._unmet:
+                logger.info("not ready condition=%s reason=%s", condition, reason)
+            self._unmet[condition] = reason
+
+    def add_probe(self, name: str, probe: Probe) -> None:
+        with self._lock:
+            self._probes.append((name, probe))
+
+    def status(self) -> tuple[bool, str]:
+        """(True, "ready") or (False, "<condition>: <reason>") for the first unmet one."""
+        with self._lock:
+            unmet = dict(self._unmet)
+            probes = list(self._probes)
+        for condition, reason in unmet.items():
+            return False, f"{condition}: {reason}"
+        for name, probe in probes:
+            try:
+                failure = probe()
+            except Exception as exc:  # noqa: BLE001 - a failing probe means "not ready"
+                failure = f"probe failed: {type(exc).__name__}"
+            if failure is not None:
+                return False, f"{name}: {failure}"
+        return True, "ready"
+
+
+def consuming(processor: str) -> Readiness:
+    """Readiness of a consuming processor: unmet until its first poll after joining."""
+    return Readiness().require("consuming", f"{processor} has not polled Kafka yet")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    registry: CollectorRegistry
+    readiness: Readiness
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._reply(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            self._reply(200, b"ok\n")
+        elif path == "/readyz":
+            ready, reason = self.readiness.status()
+            self._reply(200 if ready else 503, f"{reason}\n".encode())
+        else:
+            self._reply(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+    def _reply(
+        self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # one line per scrape is noise
+
+
+def serve(
+    settings: Settings, port: int, registry: CollectorRegistry, readiness: Readiness
+) -> ThreadingHTTPServer | None:
+    """Serve /metrics, /healthz and /readyz on `metrics_host:port` (0: no endpoint)."""
+    if not port:
+        return None
+    handler = type("Handler", (_Handler,), {"registry": registry, "readiness": readiness})
+    server = ThreadingHTTPServer((settings.metrics_host, port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    logger.info(
+        "metrics on http://%s:%s/metrics (also /healthz, /readyz)", settings.metrics_host, port
+    )
+    return server
 
 
 def stop_on_signals() -> threading.Event:
@@ -38,7 +144,17 @@ def stop_on_signals() -> threading.Event:
 
 
 def run_until_stopped(
-    settings: Settings, port: int, target: Callable[[CollectorRegistry, threading.Event], None]
+    settings: Settings,
+    port: int,
+    target: Callable[[CollectorRegistry, threading.Event], None],
+    readiness: Readiness | None = None,
 ) -> None:
-    registry = serve_metrics(settings, port)
-    target(registry, stop_on_signals())
+    """Serve the endpoints, then run `target(registry, stop)` until a signal stops it."""
+    registry = CollectorRegistry()
+    server = serve(settings, port, registry, readiness or Readiness())
+    try:
+        target(registry, stop_on_signals())
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CRM_AUTOMATION_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
 
 def _default_home() -> Path:
@@ -31,6 +35,15 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     database_url: SecretStr | None = None
     caldav_url: str | None = None
+
+    # Kafka security (passed to confluent-kafka and to Faust alike).
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    """Used only with SASL_PLAINTEXT or SASL_SSL."""
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    """PEM file of the CA that signed the brokers' certificates (default: system CAs)."""
 
     # Ports of the embedded stack (0 = pick a free port on first start, then keep it).
     kafka_port: int = 0
@@ -64,6 +77,10 @@ class Settings(BaseSettings):
     """Fault-injection hook for tests: pause after the actions are confirmed, before the
     fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
     log_json: bool = False
+    """One JSON object per log line (time, level, logger, message, exception)."""
+    log_level: str = "INFO"
+    consumer_lag_interval_seconds: float = 5.0
+    """How often each consuming process refreshes crm_automation_consumer_lag."""
 
     # Calendar sink (CalDAV). Without a username each request authenticates as the
     # calendar's owner (the user or room id), as Radicale keys collections by user.

@@ -16,6 +16,7 @@ from faust import streams as faust_streams
 from prometheus_client import CollectorRegistry
 
 from crm_automation import kafka_clients, topics
+from crm_automation.process import Readiness
 from crm_automation.settings import Settings
 from streams.handler import Source, StageChangeHandler
 from streams.metrics import EngineMetrics
@@ -56,14 +57,22 @@ class RulesTable(faust.GlobalTable):
         return str(self.changelog_topic.get_topic_name())
 
 
+def group_id(settings: Settings) -> str:
+    """The engine's app id, which Faust also uses as its consumer group."""
+    return f"{settings.topic_prefix}{APP_ID}"
+
+
 def build_engine(
-    settings: Settings, registry: CollectorRegistry, producer: Producer | None = None
+    settings: Settings,
+    registry: CollectorRegistry,
+    producer: Producer | None = None,
+    readiness: Readiness | None = None,
 ) -> faust.App:
     """The Faust app: rules GlobalTable, per-item state table, the stage-changes agent."""
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("no Kafka configured: set CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS")
     app = faust.App(
-        f"{settings.topic_prefix}{APP_ID}",
+        group_id(settings),
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
         topic_partitions=settings.partitions,
@@ -124,6 +133,8 @@ def build_engine(
         consumer: Any = app.consumer
         stream_tps = [tp for tp in consumer.assignment() if tp.topic == events_topic_name]
         if not stream_tps:
+            if readiness is not None:
+                readiness.ready()  # in the group, with no partition of the events topic
             return
         for attempt in range(1, 6):
             try:
@@ -140,6 +151,16 @@ def build_engine(
             logger.info("no committed offset: reading from the start partitions=%s", fresh)
             # Offset 0 past retention is out of range: auto_offset_reset=earliest applies.
             await consumer.seek_wait(dict.fromkeys(fresh, 0))
+        if readiness is not None:
+            readiness.ready()
+
+    if readiness is not None:
+
+        @app.on_partitions_revoked.connect
+        async def not_ready_while_rebalancing(
+            sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+        ) -> None:
+            readiness.not_ready("consuming", "rebalancing")
 
     @app.agent(events_topic)
     async def process(stream: Any) -> None:

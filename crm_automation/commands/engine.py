@@ -5,16 +5,35 @@ from __future__ import annotations
 import logging
 
 import faust
+from prometheus_client import CollectorRegistry
 
+from crm_automation import topics
 from crm_automation.commands._common import settings
-from crm_automation.process import serve_metrics
-from streams.app import build_engine
+from crm_automation.consumer_lag import ConsumerLagMonitor
+from crm_automation.process import consuming, serve
+from streams.app import build_engine, group_id
 
 
 def engine() -> None:
     """Run the engine (Faust worker): stage changes in, actions, timers and executions out."""
     s = settings()
-    registry = serve_metrics(s, s.engine_metrics_port)
-    app = build_engine(s, registry)
-    worker = faust.Worker(app, loglevel=logging.getLogger().level or logging.INFO)
-    worker.execute_from_commandline()
+    registry = CollectorRegistry()
+    readiness = consuming("engine")
+    app = build_engine(s, registry, readiness=readiness)
+    lag = ConsumerLagMonitor(
+        s, group_id(s), [s.topic(topics.STAGE_CHANGES)], registry, readiness
+    ).start()
+    server = serve(s, s.engine_metrics_port, registry, readiness)
+    # Our logging (plain or JSON) stays: Faust's worker would replace the root handlers,
+    # and neither its banner nor its progress spinner on stdout is a log line.
+    worker = faust.Worker(
+        app, loglevel=logging.getLogger().level or logging.INFO, override_logging=False, quiet=True
+    )
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    finally:
+        lag.stop()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
