@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,8 +60,19 @@ class EventLog(Protocol):
         """Mark events (by href) completed at the given time."""
         ...
 
+    def room_claim(self, room: str) -> AbstractContextManager[None]:
+        """Hold `room` exclusively, across processes, while checking and booking it.
+
+        Raises StoreUnavailable if the claim cannot be taken; released on exit either way.
+        """
+        ...
+
     def close(self) -> None: ...
 
+
+# Waits until no other transaction holds the room; the key space is shared with other
+# advisory locks, hence the prefix. Released at the end of the claim's transaction.
+_ROOM_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('crm-automation room ' || %s, 0))"
 
 _EVENT_COLUMNS = (
     "href, action_id, item_key, stage_entry_id, stage_id, calendar, principal, "
@@ -70,17 +83,49 @@ _EVENT_COLUMNS = (
 class PostgresEventLog:
     """`EventLog` on the `calendar_events` and `calendar_completions` tables (migration 3).
 
-    Connects lazily and reconnects after a failure; every call is one transaction.
+    Connects lazily and reconnects after a failure; every call is one transaction. Room
+    claims are transaction-scoped advisory locks, each on a connection of the calling
+    thread (a claim is held over HTTP calls, so it cannot share the log's connection).
     """
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._conn: psycopg.Connection | None = None
+        self._claimers = threading.local()
+        self._claim_conns: list[psycopg.Connection] = []
+        self._claim_conns_guard = threading.Lock()
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        with self._claim_conns_guard:
+            for conn in self._claim_conns:
+                conn.close()
+            self._claim_conns.clear()
+
+    @contextmanager
+    def room_claim(self, room: str) -> Iterator[None]:
+        conn = self._claim_connection()
+        try:
+            with conn.transaction():
+                conn.execute(_ROOM_LOCK, (room,))
+                yield
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _claim_connection(self) -> psycopg.Connection:
+        conn: psycopg.Connection | None = getattr(self._claimers, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self._url, autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            self._claimers.conn = conn
+            with self._claim_conns_guard:
+                self._claim_conns = [c for c in self._claim_conns if not c.closed] + [conn]
+        return conn
 
     def record_completions(self, completions: Sequence[CompletionRecord]) -> None:
         if not completions:

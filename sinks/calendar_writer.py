@@ -1,9 +1,11 @@
 """One batch of actions into CalDAV: events, room bookings, completions; all idempotent.
 
 Per item, actions are applied in topic order; different items run concurrently. Room
-bookings (check for an overlapping event, then PUT) are serialised per room within the
-process. A batch that fails with an outage can be written again as a whole: every step
-is idempotent (PUT If-None-Match, completion only if not completed, upserts in the log).
+bookings (check for an overlapping event, then PUT) are serialised per room: by a lock
+within the process, and across processes by the event log's room claim (a Postgres
+advisory lock held from the check to the PUT). A batch that fails with an outage can be
+written again as a whole: every step is idempotent (PUT If-None-Match, completion only if
+not completed, upserts in the log).
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ class CalendarWriter:
             return
         start, end = ev.event_window(plan)
         uid = ev.event_uid(action.action_id)
-        with self._room_lock(room):
+        with self._room_lock(room), self._log.room_claim(f"{room.principal}/{room.collection}"):
             # A zero-length activity still holds its minute.
             until = max(end, start + timedelta(seconds=1))
             stored = self._calendars.events_between(room, start, until)

@@ -1,9 +1,17 @@
-"""The Postgres sink's batch write: all rows and the consumer offsets in one transaction."""
+"""The Postgres sink's batch write: all rows and the consumer offsets in one transaction.
+
+Each table's rows are COPYed into a temporary staging table (one per table and
+connection, emptied at commit), then moved with `INSERT ... SELECT ... ON CONFLICT DO
+NOTHING` on the action's key: a replayed action adds nothing, and no statement runs per
+row.
+"""
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import psycopg
 from confluent_kafka import Producer
@@ -25,22 +33,42 @@ from sinks.postgres_rows import (
 logger = logging.getLogger(__name__)
 
 
-def _insert(table: str, columns: tuple[str, ...], conflict: str) -> sql.Composed:
-    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-        sql.Identifier(conflict),
+@dataclass(frozen=True)
+class _Target:
+    """One sink table: where its batch is staged and how it moves into the table."""
+
+    attr: str
+    """The `Rows` list holding this table's rows."""
+    create_stage: sql.Composed
+    copy: sql.Composed
+    insert: sql.Composed
+
+
+def _target(attr: str, table: str, columns: tuple[str, ...], conflict: str) -> _Target:
+    stage = sql.Identifier(f"stage_{table}")
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    return _Target(
+        attr,
+        # Same column types as the table, no constraints or defaults (no sequence use).
+        sql.SQL(
+            "CREATE TEMPORARY TABLE {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
+        ).format(stage, names, sql.Identifier(table)),
+        sql.SQL("COPY {} ({}) FROM STDIN").format(stage, names),
+        # A sequential scan of the fresh staging table keeps the batch's order, so ids
+        # (and the outbox's relay order) follow the topic order.
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
+            sql.Identifier(table), names, names, stage, sql.Identifier(conflict)
+        ),
     )
 
 
-_INSERTS: tuple[tuple[str, sql.Composed], ...] = (
-    ("leads", _insert("leads", LEAD_COLUMNS, "action_id")),
-    ("deals", _insert("deals", DEAL_COLUMNS, "action_id")),
-    ("activities", _insert("activities", ACTIVITY_COLUMNS, "action_id")),
-    ("completions", _insert("activity_completions", COMPLETION_COLUMNS, "action_id")),
-    ("executions", _insert("executions", EXECUTION_COLUMNS, "execution_key")),
-    ("outbox", _insert("outbox", OUTBOX_COLUMNS, "action_id")),
+_TARGETS: tuple[_Target, ...] = (
+    _target("leads", "leads", LEAD_COLUMNS, "action_id"),
+    _target("deals", "deals", DEAL_COLUMNS, "action_id"),
+    _target("activities", "activities", ACTIVITY_COLUMNS, "action_id"),
+    _target("completions", "activity_completions", COMPLETION_COLUMNS, "action_id"),
+    _target("executions", "executions", EXECUTION_COLUMNS, "execution_key"),
+    _target("outbox", "outbox", OUTBOX_COLUMNS, "action_id"),
 )
 
 # Completions may arrive before or after their activities: after both inserts, any open
@@ -56,6 +84,9 @@ UPDATE activities a
    AND a.item_key = ANY(%s)
 """
 
+# Connections whose staging tables exist (temporary tables live as long as the session).
+_staged: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+
 
 def write_batch(
     conn: psycopg.Connection,
@@ -63,16 +94,29 @@ def write_batch(
     group: str,
     next_offsets: Mapping[TopicPartition, int],
 ) -> None:
-    """Write one batch idempotently (ON CONFLICT on the action's key) with its offsets."""
+    """Write one batch idempotently (ON CONFLICT on the action's key) with its offsets.
+
+    Raises psycopg errors with nothing written: the caller may write the same batch again.
+    """
+    created = conn not in _staged
     with conn.transaction(), conn.cursor() as cur:
-        for attr, statement in _INSERTS:
-            batch: list[Row] = getattr(rows, attr)
-            if batch:
-                cur.executemany(statement, batch)
+        if created:
+            for target in _TARGETS:
+                cur.execute(target.create_stage)
+        for target in _TARGETS:
+            batch: list[Row] = getattr(rows, target.attr)
+            if not batch:
+                continue
+            with cur.copy(target.copy) as copy:
+                for row in batch:
+                    copy.write_row(row)
+            cur.execute(target.insert)
         touched = {row[3] for row in rows.activities} | {row[1] for row in rows.completions}
         if touched:
             cur.execute(_APPLY_COMPLETIONS, (sorted(touched),))
         store_offsets(cur, group, next_offsets)
+    if created:
+        _staged.add(conn)  # only now: a rolled-back CREATE leaves no table behind
 
 
 def relay_outbox(conn: psycopg.Connection, producer: Producer, limit: int = 1000) -> int:

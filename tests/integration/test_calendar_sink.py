@@ -35,10 +35,14 @@ from automation_core.model import (
     PlanActivity,
 )
 from crm_automation import codec, db, kafka_clients, topics
+from crm_automation.clock import SystemClock
 from crm_automation.dlq import HEADER_REASON
 from crm_automation.settings import Settings
 from sinks import calendar_events as ev
 from sinks import calendar_process
+from sinks.caldav_client import CalDAVClient, CalendarRef, StoredEvent
+from sinks.calendar_store import PostgresEventLog
+from sinks.calendar_writer import ROOM_BUSY, BatchOutcome, CalendarWriter
 from sinks.metrics import SinkMetrics
 from tests.helpers import wait_for
 
@@ -536,3 +540,66 @@ def test_stopping_radicale_for_20_seconds_delays_events_but_loses_none(
         wait_for(lambda: harness.event_rows() == 25, what="25 log rows")
     finally:
         harness.close()
+
+
+class RacingCalDAV(CalDAVClient):
+    """After reading a room's bookings, waits (up to 3 s) for the other writer to read too.
+
+    Without a claim across processes both writers read a free room here, then both book.
+    """
+
+    def __init__(self, url: str, barrier: threading.Barrier) -> None:
+        super().__init__(url)
+        self._barrier = barrier
+
+    def events_between(
+        self, calendar: CalendarRef, start: datetime, end: datetime
+    ) -> list[StoredEvent]:
+        found = super().events_between(calendar, start, end)
+        if calendar.collection == "room":
+            try:
+                self._barrier.wait(timeout=3)
+            except threading.BrokenBarrierError:
+                pass  # the other writer is held off by the claim: the expected case
+        return found
+
+
+def test_two_calendar_sinks_racing_for_a_room_slot_book_it_exactly_once(
+    stack: Any, database_url: str
+) -> None:
+    room = unique("room")
+    actions = [
+        plan_action(unique("u"), item=f"DEAL:{n}", room=room, start=T0 + timedelta(minutes=n))
+        for n in (1, 2)
+    ]
+    barrier = threading.Barrier(2)
+    # Two writers as two sink processes have them: own CalDAV client, own database session.
+    writers = [
+        CalendarWriter(
+            RacingCalDAV(stack.caldav_url, barrier), PostgresEventLog(database_url), SystemClock()
+        )
+        for _ in actions
+    ]
+    outcomes: list[BatchOutcome] = []
+    threads = [
+        threading.Thread(target=lambda w=w, a=a: outcomes.append(w.write([a])))
+        for w, a in zip(writers, actions, strict=True)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for writer in writers:
+            writer.close()
+
+    assert len(outcomes) == 2, "a writer failed"
+    busy = [e for o in outcomes for e in o.executions if e.reason == ROOM_BUSY]
+    assert len(busy) == 1
+    (booked,) = [a for a in actions if a.action_id != busy[0].action_id]
+    reader = CalendarReader(stack.caldav_url)
+    assert reader.names(room, "room") == [ev.resource_name(booked.action_id)]
+    for action in actions:  # each person's own event is created either way
+        assert isinstance(action.payload, PlanActivity)
+        assert reader.event(action.payload.responsible_id, "calendar", action.action_id)
