@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any
 
+import faust
 import pytest
 from confluent_kafka import Producer
 
@@ -70,3 +75,85 @@ def test_flush_or_raise_raises_for_a_message_the_broker_never_acknowledged() -> 
     producer.produce("t", key=b"k", value=b"v")
     with pytest.raises(DeliveryFailed, match="delivery failed topic=t"):
         kafka_clients.flush_or_raise(producer, timeout=10.0)
+
+
+def _secured(**fields: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "kafka_bootstrap_servers": "k:9093",
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": "alice",
+            "kafka_sasl_password": "s3cret-pw",
+            **fields,
+        }
+    )
+
+
+def test_plaintext_is_the_default_and_adds_no_security_keys() -> None:
+    config = kafka_clients.consumer_config(Settings(kafka_bootstrap_servers="k:9092"), "g")
+    assert not [key for key in config if key.startswith(("security.", "sasl.", "ssl."))]
+    assert kafka_clients.faust_security_options(Settings(kafka_bootstrap_servers="k")) == {}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda s: kafka_clients.producer_config(s), id="producer"),
+        pytest.param(lambda s: kafka_clients.consumer_config(s, "g"), id="consumer"),
+        pytest.param(lambda s: kafka_clients.admin_config(s), id="admin"),
+    ],
+)
+def test_sasl_ssl_settings_reach_every_confluent_client_config(build: Any, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    config = build(_secured(kafka_ssl_ca_location=ca))
+    assert config["security.protocol"] == "sasl_ssl"
+    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert config["sasl.username"] == "alice"
+    assert config["sasl.password"] == "s3cret-pw"
+    assert config["ssl.ca.location"] == str(ca)
+
+
+def test_sasl_without_credentials_says_which_variables_to_set() -> None:
+    with pytest.raises(KafkaNotConfigured, match="CRM_AUTOMATION_KAFKA_SASL_PASSWORD"):
+        kafka_clients.producer_config(_secured(kafka_sasl_password=None))
+
+
+def test_faust_gets_sasl_credentials_with_a_tls_context_for_sasl_ssl(tmp_path: Path) -> None:
+    ca = _self_signed_ca_pem(tmp_path)
+    options = kafka_clients.faust_security_options(_secured(kafka_ssl_ca_location=ca))
+    credentials = options["broker_credentials"]
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.protocol.value == "SASL_SSL"  # with an ssl_context, not SASL_PLAINTEXT
+    assert credentials.mechanism.value == "SCRAM-SHA-512"
+    assert (credentials.username, credentials.password) == ("alice", "s3cret-pw")
+    assert isinstance(credentials.ssl_context, ssl.SSLContext)
+    assert credentials.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert len(credentials.ssl_context.get_ca_certs()) == 1  # exactly the configured CA
+
+
+def test_faust_gets_sasl_plaintext_without_tls_for_sasl_plaintext() -> None:
+    options = kafka_clients.faust_security_options(
+        _secured(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-256")
+    )
+    credentials = options["broker_credentials"]
+    assert credentials.protocol.value == "SASL_PLAINTEXT"
+    assert credentials.mechanism.value == "SCRAM-SHA-256"
+    assert credentials.ssl_context is None
+
+
+def test_the_sasl_password_never_appears_in_the_settings_repr() -> None:
+    s = _secured()
+    assert "s3cret-pw" not in repr(s)
+    assert "s3cret-pw" not in str(s.model_dump())
+
+
+def _self_signed_ca_pem(tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    subprocess.run(  # noqa: S603 - fixed arguments
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(tmp_path / "ca.key"), "-out", str(path), "-days", "1",
+         "-subj", "/CN=test CA"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path

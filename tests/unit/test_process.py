@@ -1,0 +1,131 @@
+"""The processors' shared parts: readiness, the HTTP endpoints, JSON logs, lag arithmetic."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from crm_automation.consumer_lag import partition_lag
+from crm_automation.logging_setup import JsonFormatter
+from crm_automation.process import Readiness, consuming, serve
+from crm_automation.settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local test server
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, Readiness, Counter]]:
+    registry = CollectorRegistry()
+    counter = Counter("crm_automation_test_things_total", "Things.", registry=registry)
+    readiness = consuming("test processor")
+    port = _free_port()
+    server = serve(Settings(), port, registry, readiness)
+    assert server is not None
+    yield f"http://127.0.0.1:{port}", readiness, counter
+    server.shutdown()
+    server.server_close()
+
+
+def test_readyz_is_503_with_the_reason_until_the_processor_polled_then_200(
+    endpoint: tuple[str, Readiness, Counter],
+) -> None:
+    url, readiness, _ = endpoint
+    assert _get(f"{url}/readyz") == (503, "consuming: test processor has not polled Kafka yet\n")
+    assert _get(f"{url}/healthz") == (200, "ok\n")
+
+    readiness.ready()
+
+    assert _get(f"{url}/readyz") == (200, "ready\n")
+
+
+def test_metrics_are_served_next_to_the_health_endpoints(
+    endpoint: tuple[str, Readiness, Counter],
+) -> None:
+    url, _, counter = endpoint
+    counter.inc(3)
+    status, body = _get(f"{url}/metrics")
+    assert status == 200
+    assert "crm_automation_test_things_total 3.0" in body
+    assert _get(f"{url}/nothing")[0] == 404
+
+
+def test_the_endpoint_listens_on_loopback_only_by_default() -> None:
+    assert Settings().metrics_host == "127.0.0.1"
+    server = serve(Settings(), _free_port(), CollectorRegistry(), Readiness())
+    assert server is not None
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server_close()
+
+
+def test_a_failing_probe_makes_the_process_unready_with_its_reason() -> None:
+    readiness = Readiness()
+    state = {"db": "database unreachable (OperationalError)"}
+    readiness.add_probe("postgres", lambda: state["db"])
+    assert readiness.status() == (False, "postgres: database unreachable (OperationalError)")
+
+    state["db"] = None  # type: ignore[assignment]
+
+    assert readiness.status() == (True, "ready")
+
+
+def test_a_condition_can_become_unmet_again_after_it_was_met() -> None:
+    readiness = Readiness().require("kafka", "not read yet")
+    readiness.ready("kafka")
+    readiness.not_ready("kafka", "broker did not answer")
+    assert readiness.status() == (False, "kafka: broker did not answer")
+
+
+def test_json_log_lines_carry_time_level_logger_message_and_exception() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "sinks.x", logging.ERROR, __file__, 1, "failed action_id=%s", ("a-1",), None
+        )
+        record.exc_info = sys.exc_info()
+    line = JsonFormatter().format(record)
+
+    entry = json.loads(line)
+    assert "\n" not in line
+    assert entry["level"] == "ERROR"
+    assert entry["logger"] == "sinks.x"
+    assert entry["message"] == "failed action_id=a-1"
+    assert entry["time"].endswith("+00:00")
+    assert "ValueError: boom" in entry["exception"]
+
+
+@pytest.mark.parametrize(
+    ("committed", "low", "high", "lag"),
+    [
+        pytest.param(10, 0, 15, 5, id="behind"),
+        pytest.param(15, 0, 15, 0, id="caught-up"),
+        pytest.param(-1001, 3, 15, 12, id="never-committed-counts-from-low-watermark"),
+        pytest.param(2, 5, 15, 10, id="committed-below-retention-counts-from-low"),
+    ],
+)
+def test_partition_lag_is_messages_between_the_committed_offset_and_the_high_watermark(
+    committed: int, low: int, high: int, lag: int
+) -> None:
+    assert partition_lag(committed, low, high) == lag
