@@ -103,7 +103,13 @@ def _common_config(settings: Settings) -> Config:
             "no Kafka configured: set CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS "
             "(`crm-automation stack status` shows the local one)"
         )
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **_security_config(settings)}
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        # librdkafka's own log lines (e.g. authentication failures) through Python logging,
+        # so they follow the configured format (JSON or text) instead of raw stderr.
+        "logger": logging.getLogger("librdkafka"),
+        **_security_config(settings),
+    }
 
 
 def _raise_on_failed_delivery(error: KafkaError | None, message: Message) -> None:
