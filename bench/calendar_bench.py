@@ -1,10 +1,10 @@
 """Calendar sink benchmark: events/s through the sink vs plain concurrent PUTs, same Radicale.
 
-    .venv/bin/python bench/calendar_bench.py [--events 200] [--rounds 3] [--threads 8]
+    .venv/bin/python bench/calendar_bench.py [--sizes 200,1000] [--rounds 3] [--threads 8]
 
-Starts a local stack (Kafka, Postgres, Radicale) under a temporary home, or uses the
-services configured by CRM_AUTOMATION_* variables. Each round fills two fresh calendars
-to `--events` events: one with plain `PUT If-None-Match: *` from `--threads` threads (the
+Starts a local stack (Kafka, Postgres, Radicale) under a temporary home; bench/sink_bench.py
+runs `measure` on its own stack. For each size, each round fills two fresh calendars to
+that many events: one with plain `PUT If-None-Match: *` from `--threads` threads (the
 ceiling), one through the calendar sink (Kafka → VEVENT → PUT → event log → offset
 commit), timed from producing the actions until the sink has written them all.
 Radicale's PUT rate falls as a calendar grows, so both sides use the same final size.
@@ -23,6 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -126,9 +127,75 @@ def written(registry: CollectorRegistry) -> float:
     return registry.get_sample_value("crm_automation_sink_writes_total", labels) or 0.0
 
 
+def measure(
+    base: Settings, caldav_url: str, sizes: list[int], rounds: int, threads: int
+) -> list[dict[str, Any]]:
+    """Per calendar size: median plain-PUT and sink rates over `rounds` fresh calendars."""
+    assert base.database_url is not None
+    server_url = base.database_url.get_secret_value()
+    name = f"calbench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    db.migrate(url)
+    settings = base.model_copy(
+        update={
+            "database_url": SecretStr(url),
+            "caldav_url": caldav_url,
+            "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.",
+            "caldav_concurrency": threads,
+            "sink_calendar_metrics_port": 0,
+        }
+    )
+    topics.create_topics(AdminClient(kafka_clients.admin_config(settings)), settings)
+    producer = Producer(kafka_clients.producer_config(settings))
+    registry, stop = CollectorRegistry(), threading.Event()
+    sink = threading.Thread(
+        target=calendar_process.run, args=(settings, SinkMetrics.create(registry), stop)
+    )
+    sink.start()
+    results = []
+    try:
+        # Warm-up: the consumer joins its group and the connections open before timing.
+        through_sink(settings, producer, registry, actions_for("warmup", 5), written(registry))
+        for size in sizes:
+            rows = []
+            for round_no in range(rounds):
+                tag = f"{size}-{round_no}-{uuid.uuid4().hex[:6]}"
+                put_s = plain_puts(caldav_url, f"put-{tag}", actions_for("put", size), threads)
+                sink_s = through_sink(
+                    settings,
+                    producer,
+                    registry,
+                    actions_for(f"sink-{tag}", size),
+                    written(registry),
+                )
+                rows.append((size / put_s, size / sink_s))
+            plain = statistics.median(r[0] for r in rows)
+            sinked = statistics.median(r[1] for r in rows)
+            results.append(
+                {
+                    "calendar_size": size,
+                    "threads": threads,
+                    "rounds": rounds,
+                    "plain_puts_per_s": round(plain, 1),
+                    "sink_events_per_s": round(sinked, 1),
+                    "ratio_sink_to_plain": round(sinked / plain, 2),
+                }
+            )
+            print(json.dumps(results[-1]), flush=True)
+    finally:
+        stop.set()
+        sink.join(30)
+        producer.flush(10)
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return results
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", default="200,1000", help="calendar sizes, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
@@ -137,65 +204,15 @@ def main() -> None:
     stack = Stack(Settings(home=home))
     stack.up()
     try:
-        base = stack.resolved_settings()
-        name = f"calbench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(stack.database_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        url = psycopg.conninfo.make_conninfo(stack.database_url, dbname=name)
-        db.migrate(url)
-        settings = base.model_copy(
-            update={
-                "database_url": SecretStr(url),
-                "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.",
-                "caldav_concurrency": args.threads,
-                "sink_calendar_metrics_port": 0,
-            }
+        sizes = [int(x) for x in args.sizes.split(",")]
+        results = measure(
+            stack.resolved_settings(), stack.caldav_url, sizes, args.rounds, args.threads
         )
-        topics.create_topics(AdminClient(kafka_clients.admin_config(settings)), settings)
-        producer = Producer(kafka_clients.producer_config(settings))
-        registry, stop = CollectorRegistry(), threading.Event()
-        sink = threading.Thread(
-            target=calendar_process.run,
-            args=(settings, SinkMetrics.create(registry), stop),
-        )
-        sink.start()
-        # Warm-up: the consumer joins its group and the connections open before timing.
-        through_sink(settings, producer, registry, actions_for("warmup", 5), written(registry))
-
-        rows = []
-        for round_no in range(args.rounds):
-            put_s = plain_puts(
-                stack.caldav_url,
-                f"put-{round_no}-{uuid.uuid4().hex[:6]}",
-                actions_for("put", args.events),
-                args.threads,
-            )
-            sink_s = through_sink(
-                settings,
-                producer,
-                registry,
-                actions_for(f"sink-{round_no}-{uuid.uuid4().hex[:6]}", args.events),
-                written(registry),
-            )
-            rows.append(
-                {"plain_puts_per_s": args.events / put_s, "sink_events_per_s": args.events / sink_s}
-            )
-            print(json.dumps({"round": round_no, **rows[-1]}), flush=True)
-        stop.set()
-        sink.join(30)
-        producer.flush(10)
-        plain = statistics.median(r["plain_puts_per_s"] for r in rows)
-        sinked = statistics.median(r["sink_events_per_s"] for r in rows)
         print(
             json.dumps(
                 {
-                    "events_per_calendar": args.events,
-                    "threads": args.threads,
-                    "rounds": args.rounds,
-                    "plain_puts_per_s_median": round(plain, 1),
-                    "sink_events_per_s_median": round(sinked, 1),
-                    "ratio_sink_to_plain": round(sinked / plain, 2),
                     "machine": f"{platform.machine()} {platform.python_version()}",
+                    "results": results,
                 },
                 indent=2,
             )

@@ -39,21 +39,24 @@ class _Target:
 
     attr: str
     """The `Rows` list holding this table's rows."""
+    stage: str
     create_stage: sql.Composed
     copy: sql.Composed
     insert: sql.Composed
 
 
 def _target(attr: str, table: str, columns: tuple[str, ...], conflict: str) -> _Target:
-    stage = sql.Identifier(f"stage_{table}")
+    stage_name = f"stage_{table}"
+    stage = sql.Identifier(stage_name)
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
     return _Target(
         attr,
+        stage_name,
         # Same column types as the table, no constraints or defaults (no sequence use).
         sql.SQL(
             "CREATE TEMPORARY TABLE {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
         ).format(stage, names, sql.Identifier(table)),
-        sql.SQL("COPY {} ({}) FROM STDIN").format(stage, names),
+        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, names),
         # A sequential scan of the fresh staging table keeps the batch's order, so ids
         # (and the outbox's relay order) follow the topic order.
         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
@@ -84,8 +87,18 @@ UPDATE activities a
    AND a.item_key = ANY(%s)
 """
 
-# Connections whose staging tables exist (temporary tables live as long as the session).
-_staged: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+# Per connection whose staging tables exist (temporary tables live as long as the
+# session): each staging table's column types, for binary COPY.
+_staged: weakref.WeakKeyDictionary[psycopg.Connection, dict[str, list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+_COLUMN_TYPES = """
+SELECT a.attrelid::regclass::text, format_type(a.atttypid, NULL)
+  FROM pg_attribute a
+ WHERE a.attrelid = ANY(%s::regclass[]) AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attrelid, a.attnum
+"""
 
 
 def write_batch(
@@ -98,16 +111,16 @@ def write_batch(
 
     Raises psycopg errors with nothing written: the caller may write the same batch again.
     """
-    created = conn not in _staged
+    types = _staged.get(conn)
     with conn.transaction(), conn.cursor() as cur:
-        if created:
-            for target in _TARGETS:
-                cur.execute(target.create_stage)
+        if types is None:
+            types = _create_staging(cur)
         for target in _TARGETS:
             batch: list[Row] = getattr(rows, target.attr)
             if not batch:
                 continue
             with cur.copy(target.copy) as copy:
+                copy.set_types(types[target.stage])
                 for row in batch:
                     copy.write_row(row)
             cur.execute(target.insert)
@@ -115,8 +128,17 @@ def write_batch(
         if touched:
             cur.execute(_APPLY_COMPLETIONS, (sorted(touched),))
         store_offsets(cur, group, next_offsets)
-    if created:
-        _staged.add(conn)  # only now: a rolled-back CREATE leaves no table behind
+    _staged[conn] = types  # only now: a rolled-back CREATE leaves no table behind
+
+
+def _create_staging(cur: psycopg.Cursor) -> dict[str, list[str]]:
+    for target in _TARGETS:
+        cur.execute(target.create_stage)
+    cur.execute(_COLUMN_TYPES, ([target.stage for target in _TARGETS],))
+    types: dict[str, list[str]] = {target.stage: [] for target in _TARGETS}
+    for stage, type_name in cur.fetchall():
+        types[stage].append(type_name)
+    return types
 
 
 def relay_outbox(conn: psycopg.Connection, producer: Producer, limit: int = 1000) -> int:

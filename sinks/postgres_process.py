@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import psycopg
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException, Message, Producer
 
 from automation_core.model import Action, Execution
 from crm_automation import codec, kafka_clients, offsets, topics
@@ -24,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 GROUP = "crm-automation-sink-postgres"
 SINK = "postgres"
+_FIRST_BACKOFF = 0.2
 _MAX_BACKOFF = 30.0
+_CONNECT_TIMEOUT = 10
+_RELAY_INTERVAL = 1.0
 
 
 def run(
@@ -33,104 +37,199 @@ def run(
     stop: threading.Event,
     readiness: Readiness | None = None,
 ) -> None:
-    """Consume until `stop` is set; each batch is one transaction with its offsets."""
+    """Consume until `stop` is set; each batch is one transaction with its offsets.
+
+    One batch is in flight at a time: while the writer thread writes it, this thread
+    polls and decodes the next. Batches commit in order, each with its own offsets, so a
+    batch left unwritten (a stop during an outage) leaves every later one unwritten too.
+    """
     if settings.database_url is None:
         raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
     database_url = settings.database_url.get_secret_value()
-    conn = _connect(database_url, stop, metrics)
     sources = [settings.topic(topics.ACTIONS), settings.topic(topics.EXECUTIONS)]
     consumer = BatchConsumer(
         kafka_clients.consumer_config(settings, GROUP),
         sources,
-        lambda: offsets.stored_offsets(conn, GROUP),
+        lambda: _load_offsets(database_url, stop, metrics),
     )
     producer = Producer(kafka_clients.producer_config(settings))
+    relay = _OutboxRelay(database_url, Producer(kafka_clients.producer_config(settings)), stop)
+    writer = _BatchWriter(database_url, metrics, stop)
     announce_topic = settings.topic(topics.STAGE_CHANGES)
     logger.info("postgres sink started group=%s topics=%s", GROUP, sources)
+    relay.start()
     try:
         while not stop.is_set():
             messages = consumer.poll_batch(settings.batch_size, timeout=0.2)
             if readiness is not None:
                 readiness.ready()
             if not messages:
-                _relay(conn, producer)
+                if not _finish(writer, consumer, metrics, relay):
+                    break
                 continue
-            rows, next_offsets, dead = Rows(announce_topic=announce_topic), {}, []
-            for message in messages:
-                topic, partition, offset = position(message)
-                next_offsets[(topic, partition)] = offset + 1
-                value = message.value()
-                try:
-                    if not isinstance(value, bytes):
-                        raise codec.InvalidMessage("null_value", "record without a value")
-                    record = codec.decode(value)
-                except codec.InvalidMessage as exc:
-                    dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
-                    continue
-                if isinstance(record, Action):
-                    rows.add_action(record)
-                elif isinstance(record, Execution):
-                    rows.add_execution(record)
-                else:
-                    dead.append(
-                        dead_letter_of(
-                            message, "InvalidMessage", "unexpected_record", type(record).__name__
-                        )
-                    )
+            rows, next_offsets, dead = _decode(messages, announce_topic)
             if dead:
                 _send_dead_letters(producer, settings, dead, metrics)
-            conn = _write_with_retry(conn, database_url, rows, next_offsets, metrics, stop)
-            consumer.commit_for_lag(next_offsets)
-            _observe(rows, metrics)
-            if rows.outbox:
-                _relay(conn, producer)
+            if not _finish(writer, consumer, metrics, relay):
+                break  # stopped mid-outage: nothing committed past the unwritten batch
+            writer.start(rows, next_offsets)
+        _finish(writer, consumer, metrics, relay)
     finally:
+        writer.close()
+        relay.close()
         consumer.close()
         producer.flush(10)
-        conn.close()
 
 
-def _relay(conn: psycopg.Connection, producer: Producer) -> None:
-    """Relay committed announcements; on failure they stay pending for the next round."""
-    try:
-        postgres.relay_outbox(conn, producer)
-    except (psycopg.Error, kafka_clients.DeliveryFailed, KafkaException) as exc:
-        logger.warning("outbox relay failed, retrying later: %s", type(exc).__name__)
+def _decode(
+    messages: list[Message], announce_topic: str
+) -> tuple[Rows, dict[tuple[str, int], int], list[DeadLetter]]:
+    rows, next_offsets, dead = Rows(announce_topic=announce_topic), {}, []
+    for message in messages:
+        topic, partition, offset = position(message)
+        next_offsets[(topic, partition)] = offset + 1
+        value = message.value()
+        try:
+            if not isinstance(value, bytes):
+                raise codec.InvalidMessage("null_value", "record without a value")
+            record = codec.decode(value)
+        except codec.InvalidMessage as exc:
+            dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
+            continue
+        if isinstance(record, Action):
+            rows.add_action(record)
+        elif isinstance(record, Execution):
+            rows.add_execution(record)
+        else:
+            dead.append(
+                dead_letter_of(
+                    message, "InvalidMessage", "unexpected_record", type(record).__name__
+                )
+            )
+    return rows, next_offsets, dead
 
 
-def _write_with_retry(
-    conn: psycopg.Connection,
-    database_url: str,
-    rows: Rows,
-    next_offsets: dict[tuple[str, int], int],
-    metrics: SinkMetrics,
-    stop: threading.Event,
-) -> psycopg.Connection:
-    """Retry an outage with capped backoff; nothing is committed past an unwritten row."""
-    backoff = 0.2
+def _finish(
+    writer: _BatchWriter, consumer: BatchConsumer, metrics: SinkMetrics, relay: _OutboxRelay
+) -> bool:
+    """Wait for the batch in flight; False if it was left unwritten because of a stop."""
+    written = writer.finish()
+    if written is None:
+        return True
+    if written is _UNWRITTEN:
+        return False
+    rows, next_offsets = written
+    consumer.commit_for_lag(next_offsets)
+    _observe(rows, metrics)
+    if rows.outbox:
+        relay.wake()
+    return True
+
+
+Batch = tuple[Rows, dict[tuple[str, int], int]]
+_UNWRITTEN: Batch = (Rows(), {})
+
+
+class _BatchWriter:
+    """Writes one batch at a time on its own thread and connection, retrying outages."""
+
+    def __init__(self, database_url: str, metrics: SinkMetrics, stop: threading.Event) -> None:
+        self._url = database_url
+        self._metrics = metrics
+        self._stop = stop
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-postgres-writer")
+        self._pending: Future[Batch] | None = None
+        self._conn: psycopg.Connection | None = None
+
+    def start(self, rows: Rows, next_offsets: dict[tuple[str, int], int]) -> None:
+        assert self._pending is None, "finish() the batch in flight first"  # noqa: S101
+        self._pending = self._pool.submit(self._write, rows, next_offsets)
+
+    def finish(self) -> Batch | None:
+        """The batch in flight once written (`_UNWRITTEN` if stopped first); None: none."""
+        pending, self._pending = self._pending, None
+        return None if pending is None else pending.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _write(self, rows: Rows, next_offsets: dict[tuple[str, int], int]) -> Batch:
+        """Retry an outage with capped backoff on a new connection; the batch stays whole."""
+        backoff = _FIRST_BACKOFF
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT)
+                with self._metrics.batch_seconds.labels(SINK).time():
+                    postgres.write_batch(self._conn, rows, GROUP, next_offsets)
+                return rows, next_offsets
+            except psycopg.OperationalError as exc:
+                self._metrics.retries.labels(SINK).inc()
+                logger.warning("postgres write failed, retrying in %.1fs: %s", backoff, exc)
+                if self._conn is not None:
+                    self._conn.close()
+                if self._stop.wait(backoff):
+                    return _UNWRITTEN
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+class _OutboxRelay:
+    """Relays committed announcements on its own thread: woken after a commit, else each
+    second; on failure they stay pending for the next round."""
+
+    def __init__(self, database_url: str, producer: Producer, stop: threading.Event) -> None:
+        self._url = database_url
+        self._producer = producer
+        self._stop = stop
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sink-postgres-relay")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+        self._producer.flush(10)
+
+    def _loop(self) -> None:
+        conn: psycopg.Connection | None = None
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(_RELAY_INTERVAL)
+                self._wake.clear()
+                try:
+                    if conn is None or conn.closed:
+                        conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT)
+                    while postgres.relay_outbox(conn, self._producer) and not self._stop.is_set():
+                        pass
+                except (psycopg.Error, kafka_clients.DeliveryFailed, KafkaException) as exc:
+                    logger.warning("outbox relay failed, retrying later: %s", type(exc).__name__)
+                    if conn is not None:
+                        conn.close()
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+def _load_offsets(
+    database_url: str, stop: threading.Event, metrics: SinkMetrics
+) -> dict[tuple[str, int], int]:
+    """The stored offsets, on a connection of its own (called at every assignment)."""
+    backoff = _FIRST_BACKOFF
     while True:
         try:
-            with metrics.batch_seconds.labels(SINK).time():
-                postgres.write_batch(conn, rows, GROUP, next_offsets)
-            return conn
+            with psycopg.connect(database_url, connect_timeout=_CONNECT_TIMEOUT) as conn:
+                return offsets.stored_offsets(conn, GROUP)
         except psycopg.OperationalError as exc:
             metrics.retries.labels(SINK).inc()
-            logger.warning("postgres write failed, retrying in %.1fs: %s", backoff, exc)
-            if stop.wait(backoff):
-                raise
-            backoff = min(backoff * 2, _MAX_BACKOFF)
-            conn.close()
-            conn = _connect(database_url, stop, metrics)
-
-
-def _connect(database_url: str, stop: threading.Event, metrics: SinkMetrics) -> psycopg.Connection:
-    backoff = 0.2
-    while True:
-        try:
-            return psycopg.connect(database_url)
-        except psycopg.OperationalError as exc:
-            metrics.retries.labels(SINK).inc()
-            logger.warning("postgres connect failed, retrying in %.1fs: %s", backoff, exc)
+            logger.warning("reading stored offsets failed, retrying in %.1fs: %s", backoff, exc)
             if stop.wait(backoff):
                 raise
             backoff = min(backoff * 2, _MAX_BACKOFF)

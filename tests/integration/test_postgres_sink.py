@@ -271,18 +271,38 @@ def test_a_connection_killed_mid_stream_is_replaced_and_the_batch_written_once(
     settings: Settings, conn: psycopg.Connection
 ) -> None:
     assert settings.database_url is not None
-    url = settings.database_url.get_secret_value()
-    postgres.write_batch(conn, rows_of(lead()), GROUP, {(TOPIC, 0): 1})
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
     metrics = SinkMetrics.create(CollectorRegistry())
-
-    replacement = postgres_process._write_with_retry(
-        conn, url, rows_of(deal()), {(TOPIC, 0): 2}, metrics, threading.Event()
+    writer = postgres_process._BatchWriter(
+        settings.database_url.get_secret_value(), metrics, threading.Event()
     )
+    try:
+        writer.start(rows_of(lead()), {(TOPIC, 0): 1})
+        assert writer.finish() is not postgres_process._UNWRITTEN
+        with conn.transaction():  # what an immediate-mode restart does to the writer's session
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
-    assert replacement is not conn
+        writer.start(rows_of(deal()), {(TOPIC, 0): 2})
+        written = writer.finish()
+    finally:
+        writer.close()
+
+    assert written is not None and written is not postgres_process._UNWRITTEN
     assert metrics.retries.labels("postgres")._value.get() >= 1
-    assert counts(replacement)[:2] == (1, 1)
-    assert offsets.stored_offsets(replacement, postgres_process.GROUP) == {(TOPIC, 0): 2}
-    replacement.close()
+    assert counts(conn)[:2] == (1, 1)
+    assert offsets.stored_offsets(conn, postgres_process.GROUP) == {(TOPIC, 0): 2}
+
+
+def test_a_stop_during_an_outage_leaves_the_batch_unwritten_and_returns() -> None:
+    stop = threading.Event()
+    stop.set()
+    metrics = SinkMetrics.create(CollectorRegistry())
+    # Nothing listens on port 1: every attempt fails as during a Postgres outage.
+    writer = postgres_process._BatchWriter("postgresql://127.0.0.1:1/none", metrics, stop)
+    try:
+        writer.start(rows_of(lead()), {(TOPIC, 0): 1})
+        assert writer.finish() is postgres_process._UNWRITTEN
+    finally:
+        writer.close()
