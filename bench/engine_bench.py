@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import signal
 import subprocess
@@ -46,11 +44,11 @@ from automation_core.model import Company, Contact, EntityType, Item, StageChang
 from automation_core.rules_file import validate_rules_file
 from crm_automation import codec, kafka_clients, rules_topic, topics
 from crm_automation.settings import Settings
-from crm_automation.stack import Stack
 from crm_automation.stack.processes import free_port
 
-RESULTS = Path(__file__).parent / "results"
-CLI = str(Path(sys.executable).with_name("crm-automation"))
+sys.path.insert(0, str(Path(__file__).parent))
+from common import CLI, stack_env, stack_settings, start_profiler, stop_profiler, write_result  # noqa: E402
+
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 PIPELINES = 50
 STAGES = ("NEW", "QUALIFIED", "PROPOSAL", "NEGOTIATION", "WON", "LOST")
@@ -217,12 +215,7 @@ def prepared(base: Settings, n_rules: int, events: list[tuple[bytes, bytes]]) ->
 def engine_env(s: Settings, home: Path) -> dict[str, str]:
     """Like tests/integration/support.py cli_env: exactly these settings for a child process."""
     return {
-        **os.environ,
-        "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
-        "CRM_AUTOMATION_DATABASE_URL": s.database_url.get_secret_value() if s.database_url else "",
-        "CRM_AUTOMATION_CALDAV_URL": s.caldav_url or "",
-        "CRM_AUTOMATION_TOPIC_PREFIX": s.topic_prefix,
-        "CRM_AUTOMATION_PARTITIONS": str(s.partitions),
+        **stack_env(s),
         "CRM_AUTOMATION_HOME": str(home),
         "CRM_AUTOMATION_ENGINE_METRICS_PORT": str(s.engine_metrics_port),
     }
@@ -245,17 +238,24 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def engine_run(s: Settings, expected: int, work: Path, timeout: float) -> dict[str, Any]:
+def engine_run(
+    s: Settings, expected: int, work: Path, timeout: float, profile: Path | None = None
+) -> dict[str, Any]:
     """Start the engine, time first processed event → events_total == expected, stop it."""
     work.mkdir(parents=True, exist_ok=True)
     log = open(work / "engine.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(  # noqa: S603
-        [CLI, "engine"], env=engine_env(s, work), cwd=work, stdout=log, stderr=log
+        [CLI, "engine"],
+        env=engine_env(s, work),
+        cwd=work,
+        stdout=log,
+        stderr=log,
     )
     log.close()
     started = time.monotonic()
     first: tuple[float, float] | None = None
     last: dict[str, float] = {}
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         deadline = started + timeout
         while True:
@@ -273,10 +273,13 @@ def engine_run(s: Settings, expected: int, work: Path, timeout: float) -> dict[s
             now, done = time.monotonic(), last.get("events_total", 0.0)
             if first is None and done > 0:
                 first = (now, done)
+                if profile is not None:
+                    profiler = start_profiler(process.pid, profile)
             if done >= expected:
                 break
             time.sleep(0.05)
     finally:
+        stop_profiler(profiler)
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -340,10 +343,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5,000 events, sweep 10 / 1,000")
     parser.add_argument("--events", type=int)
     parser.add_argument("--rules", type=int, default=1_000)
+    parser.add_argument("--sweep", help="rule counts, comma-separated (default 10,1000,10000)")
     parser.add_argument("--batch", type=int, default=500, help="baseline consume batch")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy each engine run into DIR (engine-N.svg / .txt)"
+    )
+    parser.add_argument("--profile-format", choices=("svg", "txt"), default="svg")
     args = parser.parse_args()
     n_events = args.events or (5_000 if args.quick else 20_000)
-    sweep = sorted({10, args.rules, 1_000 if args.quick else 10_000})
+    if args.sweep:
+        sweep = sorted({args.rules, *(int(n) for n in args.sweep.split(","))})
+    else:
+        sweep = sorted({10, args.rules, 1_000 if args.quick else 10_000})
     print(f"generating {n_events:,} events ...", flush=True)
     events = make_events(n_events)
     result: dict[str, Any] = {
@@ -351,29 +362,32 @@ def main() -> None:
         "rules": args.rules,
         "event_bytes_avg": sum(len(v) for _k, v in events) / n_events,
     }
-    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
-        stack = Stack(Settings(home=Path(tmp) / "stack"))
-        try:
-            print("starting the local stack ...", flush=True)
-            stack.up()
-            base = stack.resolved_settings()
-            result["partitions"] = base.partitions
-            runs: dict[int, dict[str, Any]] = {}
-            for n in sweep:
-                print(f"engine with {n:,} rules ...", flush=True)
-                s = prepared(base, n, events)
-                runs[n] = engine_run(s, n_events, Path(tmp) / f"engine-{n}", timeout=900)
-                print(f"  {runs[n]['events_per_s']:,.0f} events/s", flush=True)
-                if n == args.rules:
-                    print("baseline loop on the same events ...", flush=True)
-                    result["baseline"] = baseline_run(s, n_events, args.batch)
-            result["engine_by_rules"] = {str(n): r for n, r in runs.items()}
-        finally:
-            stack.down()
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp, stack_settings() as base:
+        result["partitions"] = base.partitions
+        runs: dict[int, dict[str, Any]] = {}
+        for n in sweep:
+            print(f"engine with {n:,} rules ...", flush=True)
+            s = prepared(base, n, events)
+            profile = None
+            if args.profile is not None:
+                profile = args.profile / f"engine-{n}.{args.profile_format}"
+            runs[n] = engine_run(s, n_events, Path(tmp) / f"engine-{n}", 900, profile)
+            print(f"  {runs[n]['events_per_s']:,.0f} events/s", flush=True)
+            if n == args.rules:
+                print("baseline loop on the same events ...", flush=True)
+                result["baseline"] = baseline_run(s, n_events, args.batch)
+                print(f"  {result['baseline']['events_per_s']:,.0f} events/s", flush=True)
+        result["engine_by_rules"] = {str(n): r for n, r in runs.items()}
     main_rate = runs[args.rules]["events_per_s"]
     result["engine_events_per_s"] = main_rate
     result["baseline_events_per_s"] = result["baseline"]["events_per_s"]
     result["engine_vs_baseline"] = main_rate / result["baseline_events_per_s"]
+    rates = [r["events_per_s"] for r in runs.values()]
+    result["flatness"] = min(rates) / max(rates)
+    result["ratios"] = {
+        "engine_vs_baseline": result["engine_vs_baseline"],
+        "engine_rules_flatness": result["flatness"],
+    }
     report(result, args)
 
 
@@ -391,11 +405,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
         )
     print(f"{'baseline (decode+encode+produce)':<34} {r['baseline_events_per_s']:>10,.0f}")
     print(f"engine / baseline ({r['rules']:,} rules): {r['engine_vs_baseline']:.2f}")
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"engine-{stamp}.json"
-    r = {**r, "command": vars(args), "machine": platform.platform(), "at": stamp}
-    path.write_text(json.dumps(r, indent=2, default=str) + "\n")
+    print(f"slowest / fastest engine run over the rule counts: {r['flatness']:.2f}")
+    path = write_result("engine", r, {k: str(v) for k, v in vars(args).items()})
     print(f"wrote {path}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,14 +34,23 @@ from crm_automation.codec.framing import NAMESPACE
 AvroDict = dict[str, Any]
 
 
-def _timestamp(value: datetime) -> datetime:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _timestamp(value: datetime) -> int:
+    """A `timestamp-millis` as the epoch milliseconds fastavro itself would compute.
+
+    Exactly fastavro's conversion (floor to the millisecond), done here because fastavro's
+    own datetime path costs ~9 µs per field, a third of encoding an Execution.
+    """
     # fastavro would read a naive datetime as UTC; in the domain that is always a bug.
     if value.tzinfo is None:
         raise ValueError("naive datetime: timestamps must be timezone-aware")
-    return value
+    return (value - _EPOCH) // _MILLISECOND
 
 
-def _optional_timestamp(value: datetime | None) -> datetime | None:
+def _optional_timestamp(value: datetime | None) -> int | None:
     return None if value is None else _timestamp(value)
 
 
@@ -65,8 +74,14 @@ def _amount_from_avro(text: str | None) -> Decimal | None:
 # -- building blocks -----------------------------------------------------------------
 
 
-def company_to_avro(company: Company | None) -> AvroDict | None:
-    return None if company is None else {"id": company.id, "title": company.title}
+_COMPANY = f"{NAMESPACE}.Company"
+_ACTION = f"{NAMESPACE}.Action"
+
+
+def company_to_avro(company: Company | None) -> tuple[str, AvroDict] | None:
+    # Always in a ["null", Company] union: fastavro's tuple notation names the branch, so
+    # the writer does not validate the whole record against each branch first (same bytes).
+    return None if company is None else (_COMPANY, {"id": company.id, "title": company.title})
 
 
 def company_from_avro(d: AvroDict | None) -> Company | None:
@@ -362,7 +377,8 @@ def timer_command_to_avro(t: TimerCommand) -> AvroDict:
         "stage_entry_id": t.stage_entry_id,
         "rule_id": t.rule_id,
         "due_at": _optional_timestamp(t.due_at),
-        "action": None if t.action is None else action_to_avro(t.action),
+        # Tuple notation: the ["null", Action] branch without validating the Action first.
+        "action": None if t.action is None else (_ACTION, action_to_avro(t.action)),
     }
 
 

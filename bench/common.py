@@ -1,0 +1,147 @@
+"""Shared helpers of the benchmarks: one stack for a run, results files, py-spy profiles."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crm_automation.settings import Settings
+from crm_automation.stack import Stack
+
+RESULTS = Path(__file__).parent / "results"
+CLI = str(Path(sys.executable).with_name("crm-automation"))
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+
+
+@contextlib.contextmanager
+def stack_settings(log: Any = print) -> Iterator[Settings]:
+    """Settings of a running stack: the configured services, else a local stack of our own.
+
+    With CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS and CRM_AUTOMATION_DATABASE_URL set (as
+    bench/run_all.py sets them for its scenarios) nothing is started; otherwise a local
+    stack is started under a temp home and stopped on exit.
+    """
+    configured = Settings()
+    if configured.kafka_bootstrap_servers and configured.database_url:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
+        stack = Stack(configured.model_copy(update={"home": Path(tmp) / "stack"}))
+        try:
+            log("starting the local stack ...")
+            stack.up()
+            yield stack.resolved_settings()
+        finally:
+            stack.down()
+
+
+def stack_env(s: Settings) -> dict[str, str]:
+    """The environment that points a child process at exactly the services in `s`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_AUTOMATION_")}
+    env.update(
+        {
+            "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
+            "CRM_AUTOMATION_DATABASE_URL": (
+                s.database_url.get_secret_value() if s.database_url else ""
+            ),
+            "CRM_AUTOMATION_CALDAV_URL": s.caldav_url or "",
+            "CRM_AUTOMATION_TOPIC_PREFIX": s.topic_prefix,
+            "CRM_AUTOMATION_PARTITIONS": str(s.partitions),
+        }
+    )
+    return env
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """`py-spy record` attached to `pid`: a flame graph for `.svg`, else raw stacks.
+
+    Stop it with `stop_profiler` (SIGINT) before the profiled process ends, so it writes
+    the file. Raw (collapsed) stacks are what `python bench/common.py FILE` summarises.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fmt = "flamegraph" if out.suffix == ".svg" else "raw"
+    # --nonblocking: sampling never pauses the process, so throughput stays comparable.
+    command = [PY_SPY, "record", "--nonblocking", "-r", "100", "-f", fmt, "-o", str(out)]
+    return subprocess.Popen(  # noqa: S603
+        [*command, "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is None or profiler.poll() is not None:
+        return
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+
+
+def write_result(name: str, result: dict[str, Any], argv: dict[str, Any]) -> Path:
+    """bench/results/<name>-<UTC stamp>.json with the command and the machine."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{name}-{stamp}.json"
+    full = {
+        **result,
+        "command": argv,
+        "machine": machine(),
+        "at": stamp,
+    }
+    path.write_text(json.dumps(full, indent=2, default=str) + "\n")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (cores, load, model): absolute rates depend on it."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "load_avg_1m": os.getloadavg()[0],
+    }
+
+
+def top_frames(collapsed: Path, n: int = 25) -> list[tuple[str, float, float]]:
+    """(function, self share, inclusive share) from a py-spy `--format raw` file."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        samples += count
+        frames = stack.split(";")
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    return [(f, own[f] / samples, total[f] / samples) for f, _ in own.most_common(n)]
+
+
+if __name__ == "__main__":
+    # `python bench/common.py profile.txt`: the hottest frames of a raw py-spy profile.
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+    for frame, mine, incl in top_frames(Path(sys.argv[1]), limit):
+        print(f"{mine:6.1%} {incl:6.1%}  {frame}")
