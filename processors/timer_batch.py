@@ -41,7 +41,7 @@ class TimerBatch:
             try:
                 if not isinstance(value, bytes):
                     raise codec.InvalidMessage("null_value", "timer command without a value")
-                batch.add(codec.decode_as(value, TimerCommand))
+                batch.add(codec.decode_as(value, TimerCommand), value)
             except codec.InvalidMessage as exc:
                 key = message.key()
                 batch.dead.append(
@@ -58,10 +58,13 @@ class TimerBatch:
                 )
         return batch
 
-    def add(self, command: TimerCommand) -> None:
-        """Sort one command; raise `InvalidMessage` if it lacks what its kind needs."""
+    def add(self, command: TimerCommand, encoded: bytes | None = None) -> None:
+        """Sort one command; raise `InvalidMessage` if it lacks what its kind needs.
+
+        `encoded` is the command's message, if at hand (its action is then not re-encoded).
+        """
         if command.kind is TimerCommandKind.SCHEDULE:
-            self.schedules.append(schedule_of(command))
+            self.schedules.append(schedule_of(command, encoded))
         elif command.kind is TimerCommandKind.CANCEL_STAGE_ENTRY:
             if not command.item_key or not command.stage_entry_id:
                 raise codec.InvalidMessage(
@@ -76,14 +79,19 @@ class TimerBatch:
             self.rule_cancels.append(RuleCancel(command.rule_id, command.issued_at))
 
 
-def schedule_of(command: TimerCommand) -> Schedule:
-    """The timer row of a SCHEDULE command (its id is the action id)."""
+def schedule_of(command: TimerCommand, encoded: bytes | None = None) -> Schedule:
+    """The timer row of a SCHEDULE command (its id is the action id).
+
+    With the command's message at hand, the stored action is sliced out of it rather than
+    encoded again (same bytes; encoding was a third of the ingest path's CPU).
+    """
     action = command.action
     if action is None:
         raise codec.InvalidMessage("invalid_timer_command", "schedule without an action")
     due_at = command.due_at or action.due_at
     if due_at is None:
         raise codec.InvalidMessage("invalid_timer_command", "schedule without due_at")
+    stored = codec.embedded_action(encoded) if encoded is not None else None
     return Schedule(
         timer_id=action.action_id,
         item_key=command.item_key or action.item_key,
@@ -93,5 +101,5 @@ def schedule_of(command: TimerCommand) -> Schedule:
         event_id=action.event_id,
         issued_at=command.issued_at,
         due_at=due_at,
-        action=codec.encode(action),
+        action=stored if stored is not None else codec.encode(action),
     )

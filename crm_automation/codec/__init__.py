@@ -34,6 +34,7 @@ __all__ = [
     "decode",
     "decode_as",
     "decode_dict",
+    "embedded_action",
     "encode",
     "encode_dict",
     "fingerprints",
@@ -93,6 +94,54 @@ def decode_as(data: bytes, cls: type[T]) -> T:
     if not isinstance(record, cls):  # the fingerprint check makes this unreachable
         raise InvalidMessage("unexpected_schema", f"decoded {type(record).__name__}")
     return record
+
+
+def embedded_action(command: bytes) -> bytes | None:
+    """The Action inside an encoded TimerCommand, as an Action message, without re-encoding.
+
+    Byte for byte what `encode(decode_as(command, TimerCommand).action)` returns (the
+    Avro binary encoding of a value is unique), at a fraction of the cost: the scheduler
+    stores every scheduled action this way. `action` is the command's last field, so its
+    body is the tail of the message after the fields before it, which are skipped here.
+    Call only on a command that `decode_as` accepted; None when it carries no action.
+    """
+    if schema_name_of(command) != "TimerCommand":
+        raise InvalidMessage("unexpected_schema", "not a TimerCommand")
+    pos = HEADER_LENGTH
+    pos = _skip_string(command, pos)  # kind
+    pos = _skip_long(command, pos)  # issued_at
+    for _ in range(3):  # item_key, stage_entry_id, rule_id: ["null", "string"]
+        branch, pos = _read_long(command, pos)
+        if branch:
+            pos = _skip_string(command, pos)
+    branch, pos = _read_long(command, pos)  # due_at: ["null", timestamp-millis]
+    if branch:
+        pos = _skip_long(command, pos)
+    branch, pos = _read_long(command, pos)  # action: ["null", Action]
+    if not branch:
+        return None
+    return _schema_set().by_name["Action"].header + command[pos:]
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    """An Avro long (zigzag varint) at `pos`, and the position after it."""
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def _skip_long(data: bytes, pos: int) -> int:
+    return _read_long(data, pos)[1]
+
+
+def _skip_string(data: bytes, pos: int) -> int:
+    length, pos = _read_long(data, pos)
+    return pos + length
 
 
 def schema_name_of(data: bytes) -> str:
