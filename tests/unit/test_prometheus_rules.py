@@ -54,7 +54,7 @@ def test_promtool_fails_when_an_expected_alert_does_not_fire(tmp_path: Path) -> 
     # Guards the guard: a wrong expectation must make the promtool run above fail.
     shutil.copy(ALERTS, tmp_path / ALERTS.name)
     broken = ALERTS_TEST.read_text().replace(
-        "description: \"5000 messages behind", "description: \"4999 messages behind"
+        'description: "5000 messages behind', 'description: "4999 messages behind'
     )
     assert broken != ALERTS_TEST.read_text()
     (tmp_path / ALERTS_TEST.name).write_text(broken)
