@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
@@ -52,10 +53,8 @@ def run(
         sources,
         lambda: _load_offsets(database_url, stop, metrics),
     )
-    producer = Producer(kafka_clients.producer_config(settings))
     relay = _OutboxRelay(database_url, Producer(kafka_clients.producer_config(settings)), stop)
-    writer = _BatchWriter(database_url, metrics, stop)
-    announce_topic = settings.topic(topics.STAGE_CHANGES)
+    sink = _Sink(settings, consumer, BatchWriter(database_url, metrics, stop), relay, metrics)
     logger.info("postgres sink started group=%s topics=%s", GROUP, sources)
     relay.start()
     try:
@@ -63,74 +62,148 @@ def run(
             messages = consumer.poll_batch(settings.batch_size, timeout=0.2)
             if readiness is not None:
                 readiness.ready()
-            if not messages:
-                if not _finish(writer, consumer, metrics, relay):
-                    break
-                continue
-            rows, next_offsets, dead = _decode(messages, announce_topic)
-            if dead:
-                _send_dead_letters(producer, settings, dead, metrics)
-            if not _finish(writer, consumer, metrics, relay):
+            decoded = sink.decode(messages) if messages else None
+            if not sink.finish():
                 break  # stopped mid-outage: nothing committed past the unwritten batch
-            writer.start(rows, next_offsets)
-        _finish(writer, consumer, metrics, relay)
+            if decoded is not None:
+                sink.start(decoded)
+        sink.finish()
     finally:
-        writer.close()
-        relay.close()
-        consumer.close()
-        producer.flush(10)
+        sink.close()
 
 
-def _decode(
-    messages: list[Message], announce_topic: str
-) -> tuple[Rows, dict[tuple[str, int], int], list[DeadLetter]]:
-    rows, next_offsets, dead = Rows(announce_topic=announce_topic), {}, []
-    for message in messages:
-        topic, partition, offset = position(message)
-        next_offsets[(topic, partition)] = offset + 1
-        value = message.value()
-        try:
-            if not isinstance(value, bytes):
-                raise codec.InvalidMessage("null_value", "record without a value")
-            record = codec.decode(value)
-        except codec.InvalidMessage as exc:
-            dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
-            continue
-        if isinstance(record, Action):
-            rows.add_action(record)
-        elif isinstance(record, Execution):
-            rows.add_execution(record)
-        else:
-            dead.append(
-                dead_letter_of(
-                    message, "InvalidMessage", "unexpected_record", type(record).__name__
-                )
-            )
-    return rows, next_offsets, dead
+class _Sink:
+    """The consuming side: decodes batches, hands them to the writer, acts on the result."""
 
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: BatchConsumer,
+        writer: BatchWriter,
+        relay: _OutboxRelay,
+        metrics: SinkMetrics,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._writer = writer
+        self._relay = relay
+        self._metrics = metrics
+        self._producer = Producer(kafka_clients.producer_config(settings))
+        self._announce_topic = settings.topic(topics.STAGE_CHANGES)
+        self._in_flight: list[Message] = []
 
-def _finish(
-    writer: _BatchWriter, consumer: BatchConsumer, metrics: SinkMetrics, relay: _OutboxRelay
-) -> bool:
-    """Wait for the batch in flight; False if it was left unwritten because of a stop."""
-    written = writer.finish()
-    if written is None:
+    def decode(self, messages: list[Message]) -> _Decoded:
+        """Decode `messages` into rows; the invalid ones go to the DLQ (confirmed) now."""
+        rows, next_offsets, dead = self._decode(messages)
+        if dead:
+            _send_dead_letters(self._producer, self._settings, dead, self._metrics)
+        return _Decoded(messages, rows, next_offsets)
+
+    def start(self, decoded: _Decoded) -> None:
+        """Start writing a decoded batch (after `finish` of the one before)."""
+        self._in_flight = decoded.messages
+        self._writer.start(decoded.rows, decoded.next_offsets)
+
+    def finish(self) -> bool:
+        """Wait for the batch in flight; False if it was left unwritten because of a stop."""
+        outcome = self._writer.finish()
+        if isinstance(outcome, Rejected):
+            outcome = self._write_one_by_one(outcome)
+        if outcome is None:
+            return True
+        if outcome is UNWRITTEN:
+            return False
+        rows, next_offsets = outcome
+        self._consumer.commit_for_lag(next_offsets)
+        _observe(rows, self._metrics)
+        if rows.outbox:
+            self._relay.wake()
         return True
-    if written is _UNWRITTEN:
-        return False
-    rows, next_offsets = written
-    consumer.commit_for_lag(next_offsets)
-    _observe(rows, metrics)
-    if rows.outbox:
-        relay.wake()
-    return True
+
+    def close(self) -> None:
+        self._writer.close()
+        self._relay.close()
+        self._consumer.close()
+        self._producer.flush(10)
+
+    def _write_one_by_one(self, rejected: Rejected) -> Batch | None:
+        """The database refused the batch for good: write it message by message, and
+        dead-letter each message it refuses (decoding failures were dead-lettered already)."""
+        logger.warning(
+            "postgres refused a batch, writing it message by message: %s",
+            type(rejected.error).__name__,
+        )
+        batch, last_offsets = Rows(), {}
+        for message in self._in_flight:
+            rows, next_offsets, _dead = self._decode([message])
+            last_offsets.update(next_offsets)
+            self._writer.start(rows, next_offsets)
+            outcome = self._writer.finish()
+            if isinstance(outcome, Rejected):
+                error = outcome.error
+                letter = dead_letter_of(message, type(error).__name__, "rejected", str(error))
+                _send_dead_letters(self._producer, self._settings, [letter], self._metrics)
+                self._writer.start(Rows(), next_offsets)  # only the offset moves past it
+                outcome = self._writer.finish()
+            if outcome is UNWRITTEN or isinstance(outcome, Rejected):
+                return UNWRITTEN
+            if outcome is not None:
+                batch.extend_rows(outcome[0])
+        self._in_flight = []
+        return batch, last_offsets
+
+    def _decode(
+        self, messages: list[Message]
+    ) -> tuple[Rows, dict[tuple[str, int], int], list[DeadLetter]]:
+        rows, next_offsets, dead = Rows(announce_topic=self._announce_topic), {}, []
+        for message in messages:
+            topic, partition, offset = position(message)
+            next_offsets[(topic, partition)] = offset + 1
+            value = message.value()
+            try:
+                if not isinstance(value, bytes):
+                    raise codec.InvalidMessage("null_value", "record without a value")
+                record = codec.decode(value)
+            except codec.InvalidMessage as exc:
+                dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
+                continue
+            if isinstance(record, Action):
+                rows.add_action(record)
+            elif isinstance(record, Execution):
+                rows.add_execution(record)
+            else:
+                dead.append(
+                    dead_letter_of(
+                        message, "InvalidMessage", "unexpected_record", type(record).__name__
+                    )
+                )
+        return rows, next_offsets, dead
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    messages: list[Message]
+    rows: Rows
+    next_offsets: dict[tuple[str, int], int]
 
 
 Batch = tuple[Rows, dict[tuple[str, int], int]]
-_UNWRITTEN: Batch = (Rows(), {})
+UNWRITTEN: Batch = (Rows(), {})
+"""What `BatchWriter.finish` returns for a batch a stop left unwritten."""
 
 
-class _BatchWriter:
+@dataclass(frozen=True)
+class Rejected:
+    """The database refused the batch for good (bad data, a violated constraint)."""
+
+    error: psycopg.Error
+
+
+# Errors of the data, not of the connection: retrying the same rows cannot succeed.
+_PERMANENT = (psycopg.DataError, psycopg.IntegrityError)
+
+
+class BatchWriter:
     """Writes one batch at a time on its own thread and connection, retrying outages."""
 
     def __init__(self, database_url: str, metrics: SinkMetrics, stop: threading.Event) -> None:
@@ -138,15 +211,15 @@ class _BatchWriter:
         self._metrics = metrics
         self._stop = stop
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-postgres-writer")
-        self._pending: Future[Batch] | None = None
+        self._pending: Future[Batch | Rejected] | None = None
         self._conn: psycopg.Connection | None = None
 
     def start(self, rows: Rows, next_offsets: dict[tuple[str, int], int]) -> None:
         assert self._pending is None, "finish() the batch in flight first"  # noqa: S101
         self._pending = self._pool.submit(self._write, rows, next_offsets)
 
-    def finish(self) -> Batch | None:
-        """The batch in flight once written (`_UNWRITTEN` if stopped first); None: none."""
+    def finish(self) -> Batch | Rejected | None:
+        """The batch in flight once written (`UNWRITTEN` if stopped first); None: none."""
         pending, self._pending = self._pending, None
         return None if pending is None else pending.result()
 
@@ -155,7 +228,7 @@ class _BatchWriter:
         if self._conn is not None:
             self._conn.close()
 
-    def _write(self, rows: Rows, next_offsets: dict[tuple[str, int], int]) -> Batch:
+    def _write(self, rows: Rows, next_offsets: dict[tuple[str, int], int]) -> Batch | Rejected:
         """Retry an outage with capped backoff on a new connection; the batch stays whole."""
         backoff = _FIRST_BACKOFF
         while True:
@@ -165,13 +238,15 @@ class _BatchWriter:
                 with self._metrics.batch_seconds.labels(SINK).time():
                     postgres.write_batch(self._conn, rows, GROUP, next_offsets)
                 return rows, next_offsets
+            except _PERMANENT as exc:
+                return Rejected(exc)
             except psycopg.OperationalError as exc:
                 self._metrics.retries.labels(SINK).inc()
                 logger.warning("postgres write failed, retrying in %.1fs: %s", backoff, exc)
                 if self._conn is not None:
                     self._conn.close()
                 if self._stop.wait(backoff):
-                    return _UNWRITTEN
+                    return UNWRITTEN
                 backoff = min(backoff * 2, _MAX_BACKOFF)
 
 

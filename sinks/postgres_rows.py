@@ -214,6 +214,11 @@ class Rows:
             )
         )
 
+    def extend_rows(self, other: Rows) -> None:
+        """Add `other`'s rows (for metrics over several written batches)."""
+        for name in ("leads", "deals", "activities", "completions", "executions", "outbox"):
+            getattr(self, name).extend(getattr(other, name))
+
     def extend(self, actions: Iterable[Action], executions: Iterable[Execution]) -> None:
         for action in actions:
             self.add_action(action)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from crm_automation import kafka_clients, topics
+from automation_core.model import Action
+from crm_automation import codec, kafka_clients, topics
 from crm_automation.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
 from crm_automation.settings import Settings
 from tests.helpers import wait_for
@@ -236,8 +238,43 @@ def test_db_migrate_is_idempotent(settings: Settings, tmp_path: Path) -> None:
     assert "up to date" in result.stdout
 
 
-# Reliability tier (make test-reliability): 1 of 5 runs on 2026-11-26 ended with 75 of 120
-# copies after the restart (the sink recovered; where the rest went is not found yet).
+def action_ids_in_topic(s: Settings) -> list[str]:
+    """The action id of every record in automation.actions, read up to its end."""
+    topic = s.topic(topics.ACTIONS)
+    consumer = Consumer(kafka_clients.consumer_config(s, f"test-{uuid.uuid4().hex[:8]}"))
+    found: list[str] = []
+    try:
+        for partition in range(s.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            consumer.assign([TopicPartition(topic, partition, low)])
+            position = low
+            while position < high:
+                message = consumer.poll(5)
+                assert message is not None, f"partition {partition} stalled at {position}"
+                if message.error() is None:
+                    action = codec.decode(message.value() or b"")
+                    assert isinstance(action, Action)
+                    found.append(action.action_id)
+                    position = (message.offset() or 0) + 1
+    finally:
+        consumer.close()
+    return found
+
+
+def deal_action_ids(s: Settings) -> list[str] | None:
+    """None while Postgres is still starting."""
+    assert s.database_url is not None
+    try:
+        with psycopg.connect(s.database_url.get_secret_value()) as conn:
+            return [row[0] for row in conn.execute("SELECT action_id FROM deals")]
+    except psycopg.OperationalError:
+        return None
+
+
+# Reliability tier (make test-reliability). Failures seen so far (2026-11-26: 1 of 5 runs,
+# then 2 of 2) were all in the engine: events produced before the restart that never
+# became actions (e.g. offsets 5-24 of every partition skipped at start-up), while the
+# sink wrote every action of the topic exactly once. The two assertions tell them apart.
 @pytest.mark.reliability
 def test_restarting_postgres_in_immediate_mode_mid_stream_loses_and_duplicates_nothing(
     stack: Any, pipeline: Settings, tmp_path: Path
@@ -251,13 +288,13 @@ def test_restarting_postgres_in_immediate_mode_mid_stream_loses_and_duplicates_n
     produce(pipeline, tmp_path, *(event(f"evt-{n}", f"9{n:03d}") for n in range(total // 2, total)))
     postgres.start()
 
-    def all_copies() -> list[tuple[Any, ...]] | None:
-        try:
-            rows = deals(pipeline)
-        except psycopg.OperationalError:
-            return None  # still starting
-        return rows if len(rows) >= total else None
+    # All copies, or a timeout: either way the assertions below say which stage lost what.
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: len(deal_action_ids(pipeline) or ()) >= total, timeout=120)
+    emitted = action_ids_in_topic(pipeline)
+    stored = wait_for(lambda: deal_action_ids(pipeline), timeout=30, what="Postgres answering")
+    assert stored is not None
 
-    rows = wait_for(all_copies, timeout=120, what=f"all {total} copies after the restart")
-    keys = [row[0] for row in rows]
-    assert len(keys) == total and len(set(keys)) == total
+    assert len(stored) == len(set(stored)), "the sink stored an action twice"
+    assert sorted(stored) == sorted(set(emitted)), "the sink lost actions of the topic"
+    assert len(set(emitted)) == total, f"the engine emitted {len(set(emitted))} of {total} copies"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from automation_core.model import (
@@ -27,11 +29,14 @@ from automation_core.model import (
     Item,
     PlanActivity,
 )
-from crm_automation import offsets
+from crm_automation import codec, kafka_clients, offsets, topics
+from crm_automation.dlq import HEADER_REASON
 from crm_automation.settings import Settings
 from sinks import postgres, postgres_process
 from sinks.metrics import SinkMetrics
 from sinks.postgres_rows import Rows
+from tests.helpers import wait_for
+from tests.integration.support import TopicReader
 
 pytestmark = pytest.mark.integration
 
@@ -272,12 +277,12 @@ def test_a_connection_killed_mid_stream_is_replaced_and_the_batch_written_once(
 ) -> None:
     assert settings.database_url is not None
     metrics = SinkMetrics.create(CollectorRegistry())
-    writer = postgres_process._BatchWriter(
+    writer = postgres_process.BatchWriter(
         settings.database_url.get_secret_value(), metrics, threading.Event()
     )
     try:
         writer.start(rows_of(lead()), {(TOPIC, 0): 1})
-        assert writer.finish() is not postgres_process._UNWRITTEN
+        assert writer.finish() is not postgres_process.UNWRITTEN
         with conn.transaction():  # what an immediate-mode restart does to the writer's session
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -289,7 +294,7 @@ def test_a_connection_killed_mid_stream_is_replaced_and_the_batch_written_once(
     finally:
         writer.close()
 
-    assert written is not None and written is not postgres_process._UNWRITTEN
+    assert written is not None and written is not postgres_process.UNWRITTEN
     assert metrics.retries.labels("postgres")._value.get() >= 1
     assert counts(conn)[:2] == (1, 1)
     assert offsets.stored_offsets(conn, postgres_process.GROUP) == {(TOPIC, 0): 2}
@@ -300,9 +305,60 @@ def test_a_stop_during_an_outage_leaves_the_batch_unwritten_and_returns() -> Non
     stop.set()
     metrics = SinkMetrics.create(CollectorRegistry())
     # Nothing listens on port 1: every attempt fails as during a Postgres outage.
-    writer = postgres_process._BatchWriter("postgresql://127.0.0.1:1/none", metrics, stop)
+    writer = postgres_process.BatchWriter("postgresql://127.0.0.1:1/none", metrics, stop)
     try:
         writer.start(rows_of(lead()), {(TOPIC, 0): 1})
-        assert writer.finish() is postgres_process._UNWRITTEN
+        assert writer.finish() is postgres_process.UNWRITTEN
     finally:
         writer.close()
+
+
+def test_a_row_the_database_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_lands(
+    settings: Settings, conn: psycopg.Connection
+) -> None:
+    poisoned = lead()
+    assert isinstance(poisoned.payload, CreateLead)
+    poisoned = dataclasses.replace(
+        poisoned, payload=dataclasses.replace(poisoned.payload, title="Renewal\x00")
+    )
+    good = [deal(), activity(), poisoned, completion()]
+    producer = Producer(kafka_clients.producer_config(settings))
+    for record in good:
+        producer.produce(
+            settings.topic(topics.ACTIONS), key=b"DEAL:4711", value=codec.encode(record)
+        )
+    kafka_clients.flush_or_raise(producer)
+    dlq = TopicReader(settings, topics.DLQ)
+    stop = threading.Event()
+    sink = threading.Thread(
+        target=postgres_process.run,
+        args=(settings, SinkMetrics.create(CollectorRegistry()), stop),
+    )
+    sink.start()
+    try:
+        wait_for(
+            lambda: (
+                offsets.stored_offsets(conn, postgres_process.GROUP).get(
+                    (settings.topic(topics.ACTIONS), partition_of(settings, conn))
+                )
+                == 4
+            ),
+            timeout=60,
+            what="the offset past all four actions",
+        )
+        (_, letter), *_ = dlq.until(1, timeout=30)
+    finally:
+        stop.set()
+        sink.join(30)
+        dlq.close()
+
+    assert counts(conn)[:4] == (0, 1, 1, 1)
+    assert letter.value() == codec.encode(poisoned)
+    assert dict(letter.headers())[HEADER_REASON] == b"rejected"
+
+
+def partition_of(settings: Settings, conn: psycopg.Connection) -> int:
+    """The actions' partition (all four share one key): the one with a stored offset."""
+    stored = offsets.stored_offsets(conn, postgres_process.GROUP)
+    parts = [p for (t, p) in stored if t == settings.topic(topics.ACTIONS)]
+    return parts[0] if parts else -1
