@@ -1,0 +1,277 @@
+"""End-to-end latency: `occurred_at` of a stage change to its copied deal committed in Postgres.
+
+    .venv/bin/python bench/latency_bench.py [--quick] [--rates 500,2000] [--seconds S]
+
+Full: 500 and 2,000 events/s for 30 s each; --quick: 10 s each.
+
+Runs the real processes (`crm-automation engine` and `crm-automation sink postgres`) on the
+configured services, else on a local stack of its own (bench/common.py). Per rate: a fresh
+topic prefix and database, one immediate `copy_deal` rule on (deals-00, NEW), a producer
+paced at the rate (each event a new deal entering NEW, so each causes exactly one copy,
+`occurred_at` set to the wall clock when it is produced), and a poller that reads new
+`deals` rows every 10 ms. Latency = the time the row was first seen committed minus the
+event's `occurred_at` (so it includes up to one poll interval); `created_at` (the sink
+transaction's start) gives a lower bound, also reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from automation_core.model import Company, Contact, EntityType, Item, StageChanged
+from automation_core.rules_file import validate_rules_file
+from crm_automation import codec, db, kafka_clients, rules_topic, topics
+from crm_automation.settings import Settings
+from crm_automation.stack.processes import free_port
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import CLI, stack_env, stack_settings, write_result  # noqa: E402
+
+RULES = """
+pipelines:
+  - {id: deals-00, entity_type: DEAL, stages: [NEW, QUALIFIED, WON]}
+  - {id: deals-01, entity_type: DEAL, stages: [NEW, QUALIFIED, WON]}
+rules:
+  - id: copy-new-deals
+    trigger: {entity_type: DEAL, pipeline: deals-00, stage: NEW}
+    action: {type: copy_deal, target_pipeline: deals-01, suffix: " (copy)", responsible: u-9}
+"""
+
+
+def event(n: int, run: str) -> StageChanged:
+    item = Item(
+        title=f"Maintenance contract {n}",
+        responsible_id=f"u-{n % 40}",
+        amount=Decimal(12_000 + n % 1000),
+        currency="EUR",
+        company=Company(f"co-{n % 900}", "Weber GmbH"),
+        contacts=(
+            Contact(f"ct-{n}-0", "Anna", "Müller", f"c{n}@example.com", "+49 30 1234567"),
+            Contact(f"ct-{n}-1", "Jonas", "Schmidt", None, None),
+        ),
+        fields={"UF_CONTRACT_NO": f"MV-{n:06d}", "UF_REGION": "north"},
+    )
+    return StageChanged(
+        event_id=f"evt-{run}-{n}",
+        occurred_at=datetime.now(UTC),
+        entity_type=EntityType.DEAL,
+        item_id=f"{run}-{n}",
+        pipeline_id="deals-00",
+        stage_id="NEW",
+        previous_stage_id=None,
+        item=item,
+    )
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def start(
+    command: list[str], env: dict[str, str], work: Path, name: str
+) -> subprocess.Popen[bytes]:
+    log = open(work / f"{name}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, env=env, cwd=work, stdout=log, stderr=log)  # noqa: S603
+    log.close()
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_rate(base: Settings, rate: int, seconds: float, work: Path) -> dict[str, Any]:
+    """One steady rate: processes up, warm-up, paced events, latencies of every copy."""
+    run = uuid.uuid4().hex[:8]
+    server_url = base.database_url.get_secret_value() if base.database_url else ""
+    dbname = f"bench_latency_{run}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=dbname)
+    s = base.model_copy(
+        update={
+            "topic_prefix": f"bench-lat-{run}.",
+            "database_url": SecretStr(url),
+        }
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        db.migrate(url)
+        topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
+        plan = rules_topic.plan_apply(
+            validate_rules_file(RULES), rules_topic.Published(), prune=False
+        )
+        rules_topic.execute(s, plan, datetime.now(UTC))
+        env = stack_env(s)
+        for name, command, port_var in (
+            ("engine", [CLI, "engine"], "CRM_AUTOMATION_ENGINE_METRICS_PORT"),
+            ("sink", [CLI, "sink", "postgres"], "CRM_AUTOMATION_SINK_POSTGRES_METRICS_PORT"),
+        ):
+            home = work / f"{name}-{rate}"
+            home.mkdir(parents=True, exist_ok=True)
+            child_env = {**env, "CRM_AUTOMATION_HOME": str(home), port_var: str(free_port())}
+            processes.append(start(command, child_env, home, name))
+        return measure(s, url, rate, seconds, run, processes)
+    finally:
+        for process in processes:
+            stop(process)
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def measure(
+    s: Settings,
+    url: str,
+    rate: int,
+    seconds: float,
+    run: str,
+    processes: list[subprocess.Popen[bytes]],
+) -> dict[str, Any]:
+    producer = Producer(kafka_clients.producer_config(s))
+    topic = s.topic(topics.STAGE_CHANGES)
+
+    def send(n: int) -> None:
+        e = event(n, run)
+        producer.produce(topic, key=e.key.encode(), value=codec.encode(e))
+        producer.poll(0)
+
+    seen: dict[int, tuple[float, float]] = {}
+    stop_polling = threading.Event()
+
+    def poll() -> None:
+        """Rows as they become visible: (seen - occurred_at, created_at - occurred_at)."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            low = 0
+            while not stop_polling.is_set():
+                rows = conn.execute(
+                    "SELECT id, event_occurred_at, created_at FROM deals WHERE id > %s", (low,)
+                ).fetchall()
+                now = datetime.now(UTC)
+                for row_id, occurred, created in rows:
+                    if row_id not in seen:
+                        seen[row_id] = (
+                            (now - occurred).total_seconds(),
+                            (created - occurred).total_seconds(),
+                        )
+                while low + 1 in seen:
+                    low += 1
+                time.sleep(0.01)
+
+    # Warm-up: the processes are up and a first copy went through end to end.
+    deadline = time.monotonic() + 120
+    n = 0
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        while not seen:
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("no copy reached Postgres within 120 s of start-up")
+            send(n)
+            n += 1
+            producer.flush(5)
+            time.sleep(0.5)
+        time.sleep(2)
+        warm = len(seen)
+        first = n
+        total = int(rate * seconds)
+        started = time.perf_counter()
+        for i in range(total):
+            target = started + i / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            send(first + i)
+        producer.flush(30)
+        sent_seconds = time.perf_counter() - started
+        deadline = time.monotonic() + 120
+        while len(seen) < warm + total and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop_polling.set()
+        poller.join()
+    measured = sorted(seen.items())[-total:] if len(seen) >= warm + total else []
+    if not measured:
+        raise RuntimeError(f"only {len(seen) - warm} of {total} copies arrived")
+    lat = [v[0] for _k, v in measured]
+    created = [v[1] for _k, v in measured]
+    return {
+        "rate_target": rate,
+        "rate_achieved": total / sent_seconds,
+        "events": total,
+        "p50_ms": percentile(lat, 50) * 1000,
+        "p95_ms": percentile(lat, 95) * 1000,
+        "p99_ms": percentile(lat, 99) * 1000,
+        "max_ms": max(lat) * 1000,
+        "created_p50_ms": percentile(created, 50) * 1000,
+        "created_p99_ms": percentile(created, 99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 s per rate instead of 30 s")
+    parser.add_argument("--rates", default="500,2000")
+    parser.add_argument("--seconds", type=float)
+    args = parser.parse_args()
+    seconds = args.seconds or (10.0 if args.quick else 30.0)
+    rates = [int(r) for r in args.rates.split(",")]
+    result: dict[str, Any] = {"seconds_per_rate": seconds, "by_rate": {}}
+    with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, stack_settings() as base:
+        for rate in rates:
+            print(f"{rate:,} events/s for {seconds:.0f} s ...", flush=True)
+            r = run_rate(base, rate, seconds, Path(tmp))
+            result["by_rate"][str(rate)] = r
+            print(
+                f"  p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms",
+                flush=True,
+            )
+    report(result, args)
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> None:
+    print(
+        f"\n{'rate (target / achieved)':<26} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}"
+        f" {'created p50/p99':>16}"
+    )
+    for run in r["by_rate"].values():
+        print(
+            f"{run['rate_target']:>6,} / {run['rate_achieved']:>7,.0f} ev/s     "
+            f" {run['p50_ms']:>6.0f}ms {run['p95_ms']:>6.0f}ms {run['p99_ms']:>6.0f}ms"
+            f" {run['max_ms']:>6.0f}ms {run['created_p50_ms']:>7.0f}/{run['created_p99_ms']:.0f}ms"
+        )
+    first = r["by_rate"].get("500")
+    if first is not None:
+        r["p99_ms_at_500"] = first["p99_ms"]
+        r["target_p99_ms_at_500"] = 250
+        print(f"p99 at 500 events/s: {first['p99_ms']:.0f} ms (target < 250 ms)")
+    path = write_result("latency", r, {k: str(v) for k, v in vars(args).items()})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
