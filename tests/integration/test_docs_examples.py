@@ -1,0 +1,264 @@
+"""The docs' examples that need Kafka or Postgres, run against the real stack.
+
+The producer snippet's event is read back by the CLI, the analysts' consumer reads what
+the engine's records look like on the topics, their SQL runs on rows the Postgres sink
+wrote, and the operators' commands (init steps, backup and restore) succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from automation_core.evaluate import rule_index_from
+from automation_core.event_json import parse_stage_changed, stage_changed_to_json
+from automation_core.rules_file import validate_rules_file
+from automation_core.simulate import simulate
+from crm_automation import codec, kafka_clients, topics
+from crm_automation.settings import Settings
+from crm_automation.stack.postgres import postgres_bin
+from tests.fixtures.doc_examples import ROOT, Block, blocks, console_steps, files_of
+from tests.helpers import wait_for
+from tests.integration.support import CLI, cli_env, start_cli, stop_process
+from tests.unit.test_docs_examples import run_python_blocks
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def doc_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working directory like a checkout: schemas/ and config/ of the repository."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "schemas").symlink_to(ROOT / "schemas")
+    (work / "config").symlink_to(ROOT / "config")
+    monkeypatch.chdir(work)
+    yield work
+
+
+def _stack_blocks(doc: str, lang: str) -> list[Block]:
+    return [b for b in blocks(doc) if b.lang == lang and b.needs_stack]
+
+
+def _run(s: Settings, cwd: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args],
+        cwd=cwd,
+        env=cli_env(s, cwd.parent),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _run_console_block(s: Settings, cwd: Path, block: Block) -> list[str]:
+    """Run each step; compare with the output the block shows, if it shows any."""
+    outputs = []
+    for step in console_steps(block):
+        result = _run(s, cwd, step.args)
+        assert result.returncode == 0, f"{block.id} {step.args}: {result.stdout}{result.stderr}"
+        if step.expected:
+            assert result.stdout.splitlines() == step.expected, block.id
+        outputs.append(result.stdout)
+    return outputs
+
+
+def _seed_records() -> list[codec.TopLevel]:
+    """The records the engine emits for the rule authors' seed example, in order."""
+    rules = validate_rules_file(files_of("rule-authors.md")["rules.yaml"])
+    events = [
+        parse_stage_changed(json.loads(line))
+        for line in files_of("rule-authors.md")["events.jsonl"].splitlines()
+    ]
+    return [
+        record
+        for step in simulate(events, rule_index_from(rules.rules), {})
+        for record in (
+            *step.decision.actions,
+            *step.decision.completions,
+            *step.decision.executions,
+        )
+    ]
+
+
+def _produce_seed_records(s: Settings) -> int:
+    producer = Producer(kafka_clients.producer_config(s))
+    records = _seed_records()
+    for record in records:
+        topic = topics.EXECUTIONS if type(record).__name__ == "Execution" else topics.ACTIONS
+        producer.produce(s.topic(topic), key=record.item_key.encode(), value=codec.encode(record))
+    assert producer.flush(30) == 0
+    return len(records)
+
+
+def test_the_python_producer_example_sends_an_event_the_cli_reads_back(
+    settings: Settings, doc_dir: Path
+) -> None:
+    topic = settings.topic(topics.STAGE_CHANGES)
+    run_python_blocks(
+        "producers.md",
+        include_stack=True,
+        replace={
+            '"localhost:9092"': repr(settings.kafka_bootstrap_servers),
+            '"crm.stage-changes"': repr(topic),
+        },
+    )
+    tail = _stack_blocks("producers.md", "console")[-1]
+    (output,) = _run_console_block(settings, doc_dir, tail)
+    (line,) = output.splitlines()
+    message = json.loads(line)
+    json_event = next(b for b in blocks("producers.md") if b.lang == "json").text
+    assert message["topic"] == topic
+    assert message["key"] == "DEAL:4711"
+    assert message["schema"] == "StageChanged"
+    expected = stage_changed_to_json(parse_stage_changed(json.loads(json_event)))
+    assert parse_stage_changed(message["value"]) == parse_stage_changed(expected)
+
+
+def test_the_cli_producer_example_produces_the_documented_events(
+    settings: Settings, doc_dir: Path
+) -> None:
+    for name, text in files_of("producers.md").items():
+        (doc_dir / name).write_text(text)
+    produce = _stack_blocks("producers.md", "console")[0]
+    _run_console_block(settings, doc_dir, produce)  # compares "produced 2, invalid 0"
+    result = _run(
+        settings,
+        doc_dir,
+        [
+            "events",
+            "tail",
+            topics.STAGE_CHANGES,
+            "--from-beginning",
+            "--max",
+            "2",
+            "--timeout",
+            "10",
+        ],
+    )
+    keys = sorted(json.loads(line)["key"] for line in result.stdout.splitlines())
+    assert keys == ["DEAL:4711", "DEAL:4712"]
+
+
+def test_the_analysts_consumer_reads_actions_and_executions(
+    settings: Settings, doc_dir: Path
+) -> None:
+    count = _produce_seed_records(settings)
+    namespace = run_python_blocks(
+        "analysts.md",
+        include_stack=True,
+        replace={
+            '"localhost:9092"': repr(settings.kafka_bootstrap_servers),
+            '"automation.actions"': repr(settings.topic(topics.ACTIONS)),
+            '"automation.executions"': repr(settings.topic(topics.EXECUTIONS)),
+            '"analytics-export"': repr(f"docs-test-{uuid.uuid4().hex[:8]}"),
+        },
+    )
+    lines = namespace["lines"]
+    assert len(lines) == count
+    assert "DEAL:4711 copy-to-installation: CopyDeal (immediate)" in lines
+    assert "DEAL:4711 renewal-lead: scheduled due 2027-05-26 09:00" in lines
+    # One item's records on one topic arrive in the order they were written.
+    assert [x for x in lines if x.startswith("DEAL:4711") and x.endswith("(immediate)")] == [
+        "DEAL:4711 call-client: PlanActivity (immediate)",
+        "DEAL:4711 copy-to-installation: CopyDeal (immediate)",
+        "DEAL:4711 (stage exit): CompleteActivities (immediate)",
+    ]
+    for block in _stack_blocks("analysts.md", "console"):
+        outputs = _run_console_block(settings, doc_dir, block)
+        assert all(json.loads(line)["schema"] for out in outputs for line in out.splitlines())
+
+
+def test_the_analysts_sql_runs_on_what_the_postgres_sink_wrote(
+    settings: Settings, doc_dir: Path
+) -> None:
+    _produce_seed_records(settings)
+    assert settings.database_url is not None
+    url = settings.database_url.get_secret_value()
+    sink = start_cli(settings, doc_dir.parent, "sink", "postgres")
+    try:
+
+        def landed() -> bool:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM executions),"
+                    " (SELECT count(*) FROM activities WHERE status = 'completed')"
+                ).fetchone()
+            return row == (4, 1)
+
+        wait_for(landed, timeout=60, what="the seed's records in Postgres")
+    finally:
+        assert stop_process(sink) == 0
+    results = []
+    with psycopg.connect(url) as conn:
+        for block in _stack_blocks("analysts.md", "sql"):
+            results.append(conn.execute(block.text).fetchall())
+    by_item, _repeat_leads, copies, _open, completed, failures, _latency, pending = results
+    assert [(rule, status) for _, rule, status, _, _ in by_item] == [
+        ("call-client", "fired"),
+        ("copy-to-installation", "fired"),
+        ("renewal-lead", "scheduled"),
+    ]
+    assert [(c[0], c[1], c[4]) for c in copies] == [
+        (
+            "deal-91af2754767cef20031638a9c2e84c8a",
+            "Maintenance Müller GmbH (installation)",
+            "DEAL:4711",
+        )
+    ]
+    assert [(c[0], c[1]) for c in completed] == [("DEAL:4711", "Call the client")]
+    assert failures == []
+    assert pending == []  # the scheduler, not this test, stores timers
+
+
+def test_the_operators_init_steps_and_backup_commands_work(
+    settings: Settings, doc_dir: Path
+) -> None:
+    (init,) = _stack_blocks("operations.md", "console")
+    _run_console_block(settings, doc_dir, init)
+    assert settings.database_url is not None
+    url = settings.database_url.get_secret_value()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO executions (execution_key, rule_id, item_key, event_id, status,"
+            " recorded_at) VALUES ('docs-backup', 'r-1', 'DEAL:1', 'evt-1', 'fired', now())"
+        )
+    backup = next(b for b in blocks("operations.md") if b.lang == "sh" and "pg_dump" in b.text)
+    dump, restore = [line for line in backup.text.splitlines() if line.strip()]
+    env = {
+        **cli_env(settings, doc_dir.parent),
+        "PATH": f"{postgres_bin()}{os.pathsep}{os.environ['PATH']}",
+    }
+    for line in (dump,):
+        subprocess.run(["bash", "-c", line], cwd=doc_dir, env=env, check=True, timeout=120)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM executions WHERE execution_key = 'docs-backup'")
+    subprocess.run(["bash", "-c", restore], cwd=doc_dir, env=env, check=True, timeout=120)
+    with psycopg.connect(url) as conn:
+        restored = conn.execute(
+            "SELECT count(*) FROM executions WHERE execution_key = 'docs-backup'"
+        ).fetchone()
+    assert restored == (1,)
+    rules = _run(settings, doc_dir, ["rules", "list"])
+    assert rules.returncode == 0
+    for rule_id in ("copy-to-installation", "renewal-lead", "call-client"):
+        assert rule_id in rules.stdout
+
+
+def test_the_rule_authors_publishing_commands_work(settings: Settings, doc_dir: Path) -> None:
+    for name, text in files_of("rule-authors.md").items():
+        (doc_dir / name).write_text(text)
+    (publish,) = _stack_blocks("rule-authors.md", "console")
+    dry_run, apply, listing = _run_console_block(settings, doc_dir, publish)
+    assert "copy-to-installation" in dry_run
+    assert "call-client" in apply
+    assert all(rule in listing for rule in ("copy-to-installation", "renewal-lead", "call-client"))
