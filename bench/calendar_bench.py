@@ -196,6 +196,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="200,1000", help="calendar sizes, comma-separated")
+    parser.add_argument("--events", type=int, help="one calendar size (overrides --sizes)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
@@ -204,7 +205,7 @@ def main() -> None:
     stack = Stack(Settings(home=home))
     stack.up()
     try:
-        sizes = [int(x) for x in args.sizes.split(",")]
+        sizes = [args.events] if args.events else [int(x) for x in args.sizes.split(",")]
         results = measure(
             stack.resolved_settings(), stack.caldav_url, sizes, args.rounds, args.threads
         )
