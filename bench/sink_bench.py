@@ -192,10 +192,13 @@ def produce_all(s: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
     producer = Producer(kafka_clients.producer_config(s, **{"transactional.id": uuid.uuid4().hex}))
     producer.init_transactions(30)
     producer.begin_transaction()
-    for i, (topic, key, value) in enumerate(records):
-        producer.produce(topic, key=key, value=value)
-        if i % 10_000 == 9_999:
-            producer.poll(0)
+    for topic, key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
     producer.commit_transaction(120)
 
 

@@ -213,6 +213,7 @@ class BatchWriter:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-postgres-writer")
         self._pending: Future[Batch | Rejected] | None = None
         self._conn: psycopg.Connection | None = None
+        self._closed = threading.Event()
 
     def start(self, rows: Rows, next_offsets: dict[tuple[str, int], int]) -> None:
         assert self._pending is None, "finish() the batch in flight first"  # noqa: S101
@@ -224,6 +225,7 @@ class BatchWriter:
         return None if pending is None else pending.result()
 
     def close(self) -> None:
+        self._closed.set()  # a batch still retrying gives up after its current backoff
         self._pool.shutdown(wait=True)
         if self._conn is not None:
             self._conn.close()
@@ -245,7 +247,7 @@ class BatchWriter:
                 logger.warning("postgres write failed, retrying in %.1fs: %s", backoff, exc)
                 if self._conn is not None:
                     self._conn.close()
-                if self._stop.wait(backoff):
+                if self._stop.wait(backoff) or self._closed.is_set():
                     return UNWRITTEN
                 backoff = min(backoff * 2, _MAX_BACKOFF)
 
@@ -259,6 +261,7 @@ class _OutboxRelay:
         self._producer = producer
         self._stop = stop
         self._wake = threading.Event()
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sink-postgres-relay")
 
     def start(self) -> None:
@@ -268,6 +271,7 @@ class _OutboxRelay:
         self._wake.set()
 
     def close(self) -> None:
+        self._closed.set()  # also when the sink ends by an error, with `stop` unset
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(30)
@@ -276,7 +280,7 @@ class _OutboxRelay:
     def _loop(self) -> None:
         conn: psycopg.Connection | None = None
         try:
-            while not self._stop.is_set():
+            while not (self._stop.is_set() or self._closed.is_set()):
                 self._wake.wait(_RELAY_INTERVAL)
                 self._wake.clear()
                 try:
