@@ -57,10 +57,15 @@ def main() -> None:
     except kafka_clients.KafkaNotConfigured as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
+    except kafka_clients.KafkaAuthenticationFailed as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(3)
     except KafkaException as exc:
-        # e.g. wrong credentials or a TLS mismatch: librdkafka's message names the cause.
         error = exc.args[0] if exc.args else exc
-        sys.stderr.write(f"error: Kafka: {error}\n")
+        sys.stderr.write(
+            f"error: Kafka: {error}\n(check CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS and "
+            "CRM_AUTOMATION_KAFKA_SECURITY_PROTOCOL: a TLS listener does not answer plaintext)\n"
+        )
         sys.exit(3)
     except Exception:
         # Through logging, so a crash is one JSON object too when JSON logs are on.

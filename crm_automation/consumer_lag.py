@@ -86,13 +86,16 @@ class ConsumerLagMonitor:
                 fresh = self.refresh(consumer)
                 self._stop.wait(self._interval if fresh else min(self._interval, 1.0))
         finally:
-            consumer.close()
+            try:
+                consumer.close()
+            except (KafkaException, kafka_clients.KafkaAuthenticationFailed) as exc:
+                logger.debug("lag monitor close failed: %s", exc)
 
     def refresh(self, consumer: Consumer) -> bool:
         """Set the gauge from one reading; False if Kafka did not answer."""
         try:
             lags = self._read(consumer)
-        except KafkaException as exc:
+        except (KafkaException, kafka_clients.KafkaAuthenticationFailed) as exc:
             error = exc.args[0] if exc.args else exc
             logger.warning("consumer lag not read group=%s error=%s", self._group, error)
             if self._readiness is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient
 
 from crm_automation.settings import Settings
 
@@ -19,6 +22,10 @@ Config = dict[str, Any]
 
 class KafkaNotConfigured(RuntimeError):
     """No bootstrap servers: neither configured nor provided by the local stack."""
+
+
+class KafkaAuthenticationFailed(RuntimeError):
+    """The broker refused our credentials or TLS handshake: retrying will not help."""
 
 
 class DeliveryFailed(Exception):
@@ -97,6 +104,30 @@ def faust_security_options(settings: Settings) -> dict[str, Any]:
     return {"broker_credentials": credentials}
 
 
+# Errors that mean "wrong credentials or TLS set-up": librdkafka would retry them forever.
+_AUTHENTICATION_ERRORS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+
+
+def _raise_on_authentication_error(error: KafkaError) -> None:
+    # confluent-kafka re-raises a callback's exception from the poll()/flush()/consume()
+    # that served it: a client with refused credentials fails fast instead of retrying.
+    if error.code() in _AUTHENTICATION_ERRORS:
+        raise KafkaAuthenticationFailed(f"Kafka refused the connection: {error.str()}")
+    logger.warning("kafka client error code=%s: %s", error.name(), error.str())
+
+
+def await_admin(admin: AdminClient, futures: Iterable[Future[Any]], timeout: float) -> None:
+    """Wait for admin request futures while serving the client's callbacks.
+
+    Polling serves the error callback, so refused credentials raise
+    `KafkaAuthenticationFailed` at once instead of the request timing out.
+    """
+    pending = list(futures)
+    deadline = time.monotonic() + timeout
+    while any(not f.done() for f in pending) and time.monotonic() < deadline:
+        admin.poll(0.1)
+
+
 def _common_config(settings: Settings) -> Config:
     if not settings.kafka_bootstrap_servers:
         raise KafkaNotConfigured(
@@ -108,6 +139,7 @@ def _common_config(settings: Settings) -> Config:
         # librdkafka's own log lines (e.g. authentication failures) through Python logging,
         # so they follow the configured format (JSON or text) instead of raw stderr.
         "logger": logging.getLogger("librdkafka"),
+        "error_cb": _raise_on_authentication_error,
         **_security_config(settings),
     }
 
@@ -154,13 +186,23 @@ def admin_config(settings: Settings, **overrides: Any) -> Config:
     return {**_common_config(settings), **overrides}
 
 
+def _flush(producer: Producer, timeout: float) -> int:
+    """`producer.flush(timeout)` in short slices: a callback's exception (e.g. refused
+    credentials) surfaces when a slice returns, not only after the whole timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = int(producer.flush(min(0.5, max(0.0, deadline - time.monotonic()))))
+        if not remaining or time.monotonic() >= deadline:
+            return remaining
+
+
 def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:
     """Wait for every queued message; raise `DeliveryFailed` if any is not acknowledged.
 
     Failed deliveries raise through the default callback of `producer_config`; messages
     still queued after `timeout` raise here.
     """
-    remaining = producer.flush(timeout)
+    remaining = _flush(producer, timeout)
     if remaining:
         raise DeliveryFailed(f"{remaining} messages not acknowledged within {timeout}s")
 
@@ -179,22 +221,27 @@ def produce_and_confirm(
             failures.append(error)
 
     count = 0
-    for record in records:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=record.headers,
-                    on_delivery=on_delivery,
-                )
-                break
-            except BufferError:  # local queue full: serve callbacks, then try again
-                producer.poll(0.1)
-        count += 1
-        producer.poll(0)
-    remaining = producer.flush(timeout)
+    try:
+        for record in records:
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                        on_delivery=on_delivery,
+                    )
+                    break
+                except BufferError:  # local queue full: serve callbacks, then try again
+                    producer.poll(0.1)
+            count += 1
+            producer.poll(0)
+        remaining = _flush(producer, timeout)
+    except KafkaAuthenticationFailed:
+        # Nothing can be delivered: drop the queue, or closing the producer waits for it.
+        producer.purge()
+        raise
     if failures or remaining:
         first = f"; first error: {failures[0]}" if failures else ""
         raise DeliveryFailed(

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import admin as kafka_admin
 from confluent_kafka.admin import AdminClient
 
+from crm_automation import kafka_clients
 from crm_automation.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def create_topics(admin: AdminClient, settings: Settings, timeout: float = 30.0)
         ],
         request_timeout=timeout,
     )
+    kafka_clients.await_admin(admin, futures.values(), timeout)  # refused credentials raise
     created = []
     for name, future in futures.items():
         try:

@@ -6,6 +6,7 @@ import base64
 import logging
 import subprocess
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
@@ -96,13 +97,27 @@ def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
 
 
 class KafkaBroker:
-    """The local broker: formats its storage once, runs detached, remembers its ports."""
+    """The local broker: formats its storage once, runs detached, remembers its ports.
+
+    `extra_properties` are written last into server.properties (e.g. another listener with
+    SASL_SSL, keeping PLAINTEXT for inter-broker and controller traffic); `format_args`
+    are appended to the storage format command (e.g. `--add-scram ...` credentials).
+    """
 
     name = "kafka"
 
-    def __init__(self, settings: Settings, ports: PortBook) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ports: PortBook,
+        *,
+        extra_properties: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ) -> None:
         self.settings = settings
         self.ports = ports
+        self.extra_properties = dict(extra_properties or {})
+        self.format_args = list(format_args)
         self.dir = settings.home / "kafka"
         self.data_dir = self.dir / "data"
         self.properties = self.dir / "server.properties"
@@ -194,6 +209,7 @@ class KafkaBroker:
             "listeners": f"PLAINTEXT://{self.address},CONTROLLER://127.0.0.1:{controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.address}",
             "log.dirs": str(self.data_dir),
+            **self.extra_properties,
         }
         self.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         self.log4j.write_text(_LOG4J2.format(log=self.server_log))
@@ -210,6 +226,7 @@ class KafkaBroker:
             cluster_id(),
             "-c",
             str(self.properties),
+            *self.format_args,
         ]
         result = subprocess.run(  # noqa: S603
             argv, capture_output=True, text=True, check=False, timeout=120
