@@ -1,0 +1,1 @@
+"""Fault-injection scenarios (make test-reliability)."""

@@ -1,0 +1,33 @@
+"""Fixtures of the reliability tier: the integration tier's isolated settings, a pipeline."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_automation.settings import Settings
+from tests.integration.support import settings
+from tests.reliability.harness import Pipeline
+
+__all__ = ["pipeline", "settings"]
+
+
+@pytest.fixture
+def pipeline(stack: Any, settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    """Rules applied and all four processors running; stopped (SIGTERM) afterwards."""
+    running = Pipeline(settings, tmp_path, stack.caldav_url)
+    running.apply_rules()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture
+def run_id() -> str:
+    return uuid.uuid4().hex[:6]
