@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from tests.integration.support import CLI, cli_env, start_cli, stop_process
 from tests.unit.test_docs_examples import run_python_blocks
 
 pytestmark = pytest.mark.integration
+
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture
@@ -262,3 +265,94 @@ def test_the_rule_authors_publishing_commands_work(settings: Settings, doc_dir: 
     assert "copy-to-installation" in dry_run
     assert "call-client" in apply
     assert all(rule in listing for rule in ("copy-to-installation", "renewal-lead", "call-client"))
+
+
+def _tail_stage_changes(s: Settings, cwd: Path, count: int) -> list[dict[str, object]]:
+    result = _run(
+        s,
+        cwd,
+        [
+            "events", "tail", topics.STAGE_CHANGES,
+            "--from-beginning", "--max", str(count), "--timeout", "15",
+        ],
+    )  # fmt: skip
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _java_libraries(s: Settings) -> Path:
+    """avro and kafka-clients for the Java example, fetched once with Maven into the cache."""
+    libs = s.cache_dir / "docs-examples" / "java-libs"
+    if not any(libs.glob("avro-*.jar")):
+        subprocess.run(
+            [
+                "mvn", "-q", "-B", "-f", str(FIXTURES / "java" / "pom.xml"),
+                "dependency:copy-dependencies", f"-DoutputDirectory={libs}",
+            ],
+            check=True,
+            timeout=280,
+        )  # fmt: skip
+    return libs
+
+
+def _replace_endpoints(text: str, s: Settings) -> str:
+    return text.replace('"localhost:9092"', json.dumps(s.kafka_bootstrap_servers)).replace(
+        '"crm.stage-changes"', json.dumps(s.topic(topics.STAGE_CHANGES))
+    )
+
+
+def test_the_java_and_python_producer_examples_put_an_item_on_the_same_partition(
+    settings: Settings, doc_dir: Path
+) -> None:
+    libs = _java_libraries(settings)
+    run_python_blocks(
+        "producers.md",
+        include_stack=True,
+        replace={
+            '"localhost:9092"': repr(settings.kafka_bootstrap_servers),
+            '"crm.stage-changes"': repr(settings.topic(topics.STAGE_CHANGES)),
+        },
+    )
+    (java,) = [b for b in blocks("producers.md") if b.lang == "java"]
+    (doc_dir / "ProduceStageChanged.java").write_text(_replace_endpoints(java.text, settings))
+    subprocess.run(
+        ["java", "-cp", f"{libs}/*", "ProduceStageChanged.java"],
+        cwd=doc_dir,
+        check=True,
+        timeout=120,
+    )
+    python_message, java_message = _tail_stage_changes(settings, doc_dir, 2)
+    assert java_message["key"] == python_message["key"] == "DEAL:4711"
+    assert java_message["partition"] == python_message["partition"]  # both murmur2
+    assert java_message["schema"] == "StageChanged"
+    value = java_message["value"]
+    assert isinstance(value, dict)
+    event = parse_stage_changed(value)
+    assert (event.event_id, event.stage_id, str(event.item.amount)) == (
+        "evt-1001",
+        "WON",
+        "12000.00",
+    )
+
+
+def test_the_go_producer_example_sends_an_event_the_engine_can_decode(
+    settings: Settings, doc_dir: Path, tmp_path: Path
+) -> None:
+    go = shutil.which("go")
+    assert go, "the Go toolchain is required to run the Go example of docs/producers.md"
+    run_python_blocks("producers.md", include_stack=False, replace={})  # StageChanged.avsc
+    build = tmp_path / "go-example"
+    build.mkdir()
+    for name in ("go.mod", "go.sum"):
+        shutil.copy(FIXTURES / "go" / name, build / name)
+    (example,) = [b for b in blocks("producers.md") if b.lang == "go"]
+    (build / "main.go").write_text(_replace_endpoints(example.text, settings))
+    subprocess.run([go, "build", "-o", "producer", "."], cwd=build, check=True, timeout=280)
+    subprocess.run([str(build / "producer")], cwd=doc_dir, check=True, timeout=60)
+    (message,) = _tail_stage_changes(settings, doc_dir, 1)
+    assert message["key"] == "DEAL:4711"
+    assert message["schema"] == "StageChanged", message  # not unknown_fingerprint
+    value = message["value"]
+    assert isinstance(value, dict)
+    event = parse_stage_changed(value)
+    assert event.occurred_at.isoformat() == "2026-11-26T10:00:00+00:00"
+    assert (event.previous_stage_id, event.item.currency) == ("NEGOTIATION", "EUR")
