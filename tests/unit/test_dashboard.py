@@ -169,3 +169,18 @@ def test_panels_use_the_provisioned_prometheus_data_source() -> None:
         assert panel["targets"], panel["title"]
     provider = yaml.safe_load((PROVISIONING / "dashboards" / "crm-automation.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_the_operations_guide_lists_exactly_the_exported_metrics() -> None:
+    families = set()
+    for create in _FACTORIES:
+        registry = CollectorRegistry()
+        create(registry)
+        families.update(
+            family.name + ("_total" if family.type == "counter" else "")
+            for family in registry.collect()
+        )
+    text = (ROOT / "docs" / "operations.md").read_text()
+    table = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(crm_automation_\w+)` \|", table, flags=re.MULTILINE))
+    assert documented == families
