@@ -90,6 +90,12 @@ def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
         profiler.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_result(name: str, result: dict[str, Any], argv: dict[str, Any]) -> Path:
     """bench/results/<name>-<UTC stamp>.json with the command and the machine."""
     RESULTS.mkdir(exist_ok=True)

@@ -40,7 +40,7 @@ from crm_automation.settings import Settings
 from crm_automation.stack.processes import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import CLI, stack_env, stack_settings, write_result  # noqa: E402
+from common import CLI, cpu_seconds, stack_env, stack_settings, write_result  # noqa: E402
 
 RULES = """
 pipelines:
@@ -197,6 +197,7 @@ def measure(
             time.sleep(0.5)
         time.sleep(2)
         warm = len(seen)
+        cpu_before = [cpu_seconds(p.pid) for p in processes]
         first = n
         total = int(rate * seconds)
         started = time.perf_counter()
@@ -211,6 +212,8 @@ def measure(
         deadline = time.monotonic() + 120
         while len(seen) < warm + total and time.monotonic() < deadline:
             time.sleep(0.1)
+        drained_seconds = time.perf_counter() - started
+        cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes, cpu_before, strict=True)]
     finally:
         stop_polling.set()
         poller.join()
@@ -229,6 +232,9 @@ def measure(
         "max_ms": max(lat) * 1000,
         "created_p50_ms": percentile(created, 50) * 1000,
         "created_p99_ms": percentile(created, 99) * 1000,
+        # CPU share of one core while the events were sent and drained (1.0 = saturated).
+        "engine_cpu_share": cpu[0] / drained_seconds,
+        "sink_cpu_share": cpu[1] / drained_seconds,
     }
 
 
@@ -247,7 +253,9 @@ def main() -> None:
             r = run_rate(base, rate, seconds, Path(tmp))
             result["by_rate"][str(rate)] = r
             print(
-                f"  p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms",
+                f"  p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms"
+                f"  (CPU of one core: engine {r['engine_cpu_share']:.0%},"
+                f" sink {r['sink_cpu_share']:.0%})",
                 flush=True,
             )
     report(result, args)
