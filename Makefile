@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-reliability lint stack-up stack-down clean
+.PHONY: install run test test-unit test-integration test-reliability lint stack-up stack-down clean \
+	bench bench-quick bench-check
 
 install: $(STAMP)
 
@@ -43,6 +44,18 @@ stack-up: install
 
 stack-down: install
 	$(BIN)/crm-automation stack down
+
+## Benchmarks (issue 8): every scenario on one local stack, tables + bench/results/*.json.
+bench: install
+	$(BIN)/python bench/run_all.py
+
+## All scenarios in quick mode (under 3 minutes).
+bench-quick: install
+	$(BIN)/python bench/run_all.py --quick
+
+## Quick run compared to bench/reference.json: fails on a ratio drop of more than 25 %.
+bench-check: install
+	$(BIN)/python bench/run_all.py --quick --check bench/reference.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -446,6 +446,8 @@ def main() -> None:
         "engine_vs_baseline": result["engine_vs_baseline"],
         "engine_rules_flatness": result["flatness"],
     }
+    if "scale_out" in result:
+        result["ratios"]["engine_scale_out_speedup"] = result["scale_out"]["speedup"]
     report(result, args)
 
 

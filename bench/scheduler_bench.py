@@ -4,18 +4,17 @@
 
 Full: 1,000,000 pending timers, 100,000 of them due at once; --quick: 100,000 / 10,000.
 
-Uses the configured database (CRM_AUTOMATION_DATABASE_URL; a fresh database is created on
-that server and dropped afterwards) and, when CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS is set,
-the real broker for fired actions (else a publisher that drops records, reported as such).
+Uses the configured services (CRM_AUTOMATION_DATABASE_URL and _KAFKA_BOOTSTRAP_SERVERS),
+else starts a local stack of its own (bench/common.py); a fresh database is created on
+the server and dropped afterwards; fired actions go to the real broker.
 Rows are generated batch by batch, so the process's peak RSS is the scheduler's working set.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
+import sys
 import threading
 import time
 import uuid
@@ -45,7 +44,9 @@ from processors.metrics import SchedulerMetrics
 from processors.publisher import KafkaPublisher
 from processors.timer_batch import TimerBatch
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+from common import stack_settings, write_result  # noqa: E402
+
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
@@ -240,20 +241,19 @@ def main() -> None:
     args = parser.parse_args()
     total = args.timers or (100_000 if args.quick else 1_000_000)
     burst = min(args.burst or total // 10, total - 1)
-    settings = Settings()
-    size = args.batch or settings.batch_size
-    if settings.database_url is None:
-        raise SystemExit("set CRM_AUTOMATION_DATABASE_URL")
-    server_url = settings.database_url.get_secret_value()
-    name = f"bench_sched_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
-    try:
-        result = run(settings, url, total, burst, size)
-    finally:
+    with stack_settings() as settings:
+        size = args.batch or settings.batch_size
+        assert settings.database_url is not None
+        server_url = settings.database_url.get_secret_value()
+        name = f"bench_sched_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+        try:
+            result = run(settings, url, total, burst, size)
+        finally:
+            with psycopg.connect(server_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     report(result, args)
 
 
@@ -390,11 +390,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     ]
     for label, value, note in rows:
         print(f"{label:<28} {value:<26} {note}")
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"scheduler-{'quick' if args.quick else 'full'}-{stamp}.json"
-    r = {**r, "command": vars(args), "machine": platform.platform(), "at": stamp}
-    path.write_text(json.dumps(r, indent=2, default=str) + "\n")
+    mode = "quick" if args.quick else "full"
+    path = write_result(f"scheduler-{mode}", r, {k: str(v) for k, v in vars(args).items()})
     print(f"wrote {path}")
 
 

@@ -1,0 +1,158 @@
+"""Every benchmark scenario on one stack: a summary table, one JSON, optionally a regression check.
+
+    .venv/bin/python bench/run_all.py [--quick] [--only engine,scheduler] [--check REF]
+
+`make bench` runs it in full, `make bench-quick` with --quick (every scenario, small),
+`make bench-check` with --quick --check bench/reference.json.
+
+Starts one local stack (Kafka, Postgres, Radicale) under a temp home, unless all three
+services are configured (CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS, _DATABASE_URL,
+_CALDAV_URL), and runs each scenario script as a child pointed at it: each prints its own
+table and writes bench/results/<scenario>-<stamp>.json. The ratios found in those files
+(keys `ratio*` or `*_vs_*`, at any depth, plus each file's `ratios`) are collected into
+bench/results/all-<stamp>.json. --check fails (exit 1) when a ratio named in the
+reference file dropped by more than the reference's tolerance (25 %) below its value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, stack_env, stack_settings, write_result  # noqa: E402
+
+HERE = Path(__file__).parent
+# name, script, extra arguments in quick mode, extra arguments in full mode.
+SCENARIOS: list[tuple[str, str, list[str], list[str]]] = [
+    ("engine", "engine_bench.py", ["--quick"], []),
+    ("latency", "latency_bench.py", ["--quick"], []),
+    ("scheduler", "scheduler_bench.py", ["--quick"], []),
+    ("sinks", "sink_bench.py", ["--quick"], []),
+]
+
+
+def ratios_in(value: Any, path: str = "") -> dict[str, float]:
+    """Every ratio in a result file, by dotted path (list items by index)."""
+    found: dict[str, float] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key == "ratios" and isinstance(item, dict):
+                for name, ratio in item.items():
+                    if isinstance(ratio, int | float):
+                        found[f"{path}.{name}" if path else name] = float(ratio)
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                if key.startswith("ratio") or "_vs_" in key:
+                    found[sub] = float(item)
+            elif key not in ("command", "args", "machine"):
+                found.update(ratios_in(item, sub))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found.update(ratios_in(item, f"{path}[{i}]"))
+    return found
+
+
+def run_scenario(
+    name: str, script: str, extra: list[str], env: dict[str, str]
+) -> dict[str, Any]:
+    before = set(RESULTS.glob("*.json")) if RESULTS.exists() else set()
+    print(f"\n=== {name}: {script} {' '.join(extra)}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, str(HERE / script), *extra], env=env, check=False
+    )
+    seconds = time.perf_counter() - started
+    new = sorted(set(RESULTS.glob("*.json")) - before, key=lambda p: p.stat().st_mtime)
+    outcome: dict[str, Any] = {
+        "script": script,
+        "exit_code": done.returncode,
+        "seconds": round(seconds, 1),
+        "results": [str(p.relative_to(HERE.parent)) for p in new],
+        "ratios": {},
+    }
+    for path in new:
+        outcome["ratios"].update(
+            {f"{name}.{k}": v for k, v in ratios_in(json.loads(path.read_text())).items()}
+        )
+    return outcome
+
+
+def check(ratios: dict[str, float], reference_path: Path) -> list[str]:
+    """Regressions against the reference: ratios below (1 - tolerance) x recorded, or gone."""
+    reference = json.loads(reference_path.read_text())
+    tolerance = float(reference.get("tolerance", 0.25))
+    failures = []
+    print(f"\n{'ratio':<52} {'now':>7} {'recorded':>9} {'floor':>7}")
+    for name, recorded in reference["ratios"].items():
+        floor = recorded * (1 - tolerance)
+        now = ratios.get(name)
+        shown = "missing" if now is None else f"{now:.3f}"
+        verdict = "ok" if now is not None and now >= floor else "REGRESSION"
+        print(f"{name:<52} {shown:>7} {recorded:>9.3f} {floor:>7.3f}  {verdict}")
+        if verdict != "ok":
+            failures.append(f"{name}: {shown} < {floor:.3f} (recorded {recorded:.3f})")
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="every scenario in quick mode")
+    parser.add_argument("--only", help="scenario names, comma-separated")
+    parser.add_argument("--check", type=Path, help="reference ratios JSON (bench/reference.json)")
+    args = parser.parse_args()
+    wanted = set(args.only.split(",")) if args.only else {s[0] for s in SCENARIOS}
+    started = time.perf_counter()
+    outcomes: dict[str, dict[str, Any]] = {}
+    with stack_settings(lambda m: print(m, flush=True)) as settings:
+        stack_seconds = time.perf_counter() - started
+        env = stack_env(settings)
+        for name, script, quick, full in SCENARIOS:
+            if name not in wanted:
+                continue
+            if not (HERE / script).exists():
+                print(f"\n=== {name}: {script} not found, skipped", flush=True)
+                outcomes[name] = {"script": script, "exit_code": None, "skipped": True}
+                continue
+            outcomes[name] = run_scenario(name, script, quick if args.quick else full, env)
+    total = time.perf_counter() - started
+    ratios: dict[str, float] = {}
+    for outcome in outcomes.values():
+        ratios.update(outcome.get("ratios", {}))
+
+    print(f"\n{'scenario':<12} {'exit':>5} {'seconds':>8}  results")
+    for name, o in outcomes.items():
+        shown = "skip" if o.get("skipped") else str(o["exit_code"])
+        files = ", ".join(o.get("results", []))
+        print(f"{name:<12} {shown:>5} {o.get('seconds', 0):>8.1f}  {files}")
+    print(f"\n{'ratio':<52} {'value':>7}")
+    for name, value in sorted(ratios.items()):
+        print(f"{name:<52} {value:>7.3f}")
+    print(f"\nstack start {stack_seconds:.0f} s, whole run {total:.0f} s")
+    summary = {
+        "mode": "quick" if args.quick else "full",
+        "seconds": round(total, 1),
+        "stack_seconds": round(stack_seconds, 1),
+        "scenarios": outcomes,
+        "ratios": ratios,
+    }
+    failures = [
+        f"{n}: exit code {o['exit_code']}" for n, o in outcomes.items() if o.get("exit_code")
+    ]
+    if args.check is not None:
+        failures += check(ratios, args.check)
+        summary["check"] = {"reference": str(args.check), "failures": failures}
+    path = write_result("all-quick" if args.quick else "all", summary, vars(args))
+    print(f"wrote {path}")
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures))
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
