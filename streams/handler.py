@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -18,6 +19,11 @@ from streams.metrics import EngineMetrics
 from streams.rules_registry import RulesRegistry
 
 logger = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 990_000
+"""Largest record (key + value + headers) the engine produces: librdkafka refuses more
+than its message.max.bytes (1,000,000) inside produce() with MSG_SIZE_TOO_LARGE, which
+crashed the Faust agent and stopped every partition. A bigger output is a dead letter."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,13 @@ class StageChangeHandler:
         except (codec.InvalidMessage, InvalidEvent) as exc:
             reason = getattr(exc, "reason", "invalid_event")
             return Handled([self._dead_letter(key, value, source, exc, reason)], None)
+        out = self._records(event.key.encode(), decision)
+        largest = max(map(_size, out), default=0)
+        if largest > MAX_RECORD_BYTES:
+            too_large = InvalidEvent(f"an output record of {largest} bytes is over the limit")
+            return Handled([self._dead_letter(key, value, source, too_large, "too_large")], None)
         self._count(decision)
-        return Handled(self._records(event.key.encode(), decision), decision.new_state)
+        return Handled(out, decision.new_state)
 
     def _decode(self, key: bytes | None, value: bytes | None) -> StageChanged:
         if value is None:
@@ -100,7 +111,15 @@ class StageChangeHandler:
             reason=reason,
             message=str(exc),
         )
-        return Outgoing(self._dlq_topic, key, value, letter.headers())
+        if len(key or b"") + len(value or b"") > MAX_RECORD_BYTES:
+            # Too big to produce again: the headers say where the original is.
+            letter = dataclasses.replace(
+                letter,
+                value=None,
+                message=f"{exc}; original value of {len(value or b'')}"
+                " bytes not copied (over the record limit)",
+            )
+        return Outgoing(self._dlq_topic, key, letter.value, letter.headers())
 
     def _count(self, decision: Decision) -> None:
         m = self._metrics
@@ -122,6 +141,11 @@ class StageChangeHandler:
         if found is None:
             found = self._children[key] = counter.labels(*labels)
         return found
+
+
+def _size(out: Outgoing) -> int:
+    headers = sum(len(k) + len(v or b"") for k, v in out.headers or ())
+    return len(out.key or b"") + len(out.value or b"") + headers
 
 
 def _timer_key(command: TimerCommand, item_key: bytes) -> bytes:

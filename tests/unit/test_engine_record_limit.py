@@ -1,0 +1,60 @@
+"""The engine handler's record-size limit: an output too big to produce is a dead letter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from prometheus_client import CollectorRegistry
+
+from automation_core.rules_file import validate_rules_file
+from crm_automation import codec
+from crm_automation.dlq import HEADER_REASON
+from crm_automation.settings import Settings
+from streams.handler import MAX_RECORD_BYTES, Source, StageChangeHandler
+from streams.metrics import EngineMetrics
+from streams.rules_registry import RulesRegistry
+from tests.reliability.harness import RULES, Load
+
+SOURCE = Source("crm.stage-changes", 0, 7)
+
+
+def handler() -> StageChangeHandler:
+    registry = RulesRegistry()
+    rules = validate_rules_file(RULES)
+    for record in (*rules.pipelines, *rules.rules):
+        key = f"pipeline:{record.id}" if hasattr(record, "stages") else record.id
+        registry.apply(key.encode(), codec.encode(record))
+    return StageChangeHandler(Settings(), registry, EngineMetrics.create(CollectorRegistry()))
+
+
+def big_won_event(blob_bytes: int) -> tuple[bytes, bytes]:
+    load = Load.__new__(Load)  # only its event builder is used
+    load._count, load.run_id, load.users = 0, "u", ["u-1"]
+    load._random = __import__("random").Random(1)
+    event = load.new_event("WON")
+    event = dataclasses.replace(
+        event, item=dataclasses.replace(event.item, fields={"UF_BLOB": "x" * blob_bytes})
+    )
+    return event.key.encode(), codec.encode(event)
+
+
+def test_an_event_whose_copied_deal_is_over_the_record_limit_becomes_a_too_large_dead_letter():
+    key, value = big_won_event(MAX_RECORD_BYTES)
+
+    handled = handler().handle(key, value, None, SOURCE)
+
+    (letter,) = handled.out
+    assert letter.topic == "automation.dlq"
+    assert dict(letter.headers or [])[HEADER_REASON] == b"too_large"
+    assert letter.value is None  # the original itself is over the limit: not copied
+    assert handled.new_state is None
+
+
+def test_an_event_just_under_the_limit_is_processed():
+    key, value = big_won_event(100_000)
+
+    handled = handler().handle(key, value, None, SOURCE)
+
+    assert {out.topic for out in handled.out} == {
+        "automation.actions", "automation.timers", "automation.executions"
+    }  # fmt: skip
