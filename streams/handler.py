@@ -26,6 +26,14 @@ than its message.max.bytes (1,000,000) inside produce() with MSG_SIZE_TOO_LARGE,
 crashed the Faust agent and stopped every partition. A bigger output is a dead letter."""
 
 
+class _Unknown(InvalidEvent):
+    """An event naming a pipeline or stage that the applied rules do not declare."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, field="pipeline_id")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Source:
     topic: str
@@ -75,6 +83,15 @@ class StageChangeHandler:
         event = codec.decode_as(value, StageChanged)
         if key is not None and key.decode("utf-8", "replace") != event.key:
             raise InvalidEvent(f"message key does not match the event's item key {event.key!r}")
+        pipelines = self._registry.pipelines
+        # An event of a pipeline or stage the rules do not declare was silently dropped
+        # (no rule, no execution record); with no pipelines loaded at all, nothing is known.
+        if pipelines:
+            pipeline = pipelines.get(event.pipeline_id)
+            if pipeline is None or pipeline.entity_type != event.entity_type:
+                raise _Unknown("unknown_pipeline", f"pipeline {event.pipeline_id!r} not declared")
+            if event.stage_id not in pipeline.stages:
+                raise _Unknown("unknown_stage", f"stage {event.stage_id!r} not in the pipeline")
         return event
 
     def _records(self, key: bytes, decision: Decision) -> list[Outgoing]:

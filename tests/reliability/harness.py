@@ -44,7 +44,7 @@ from automation_core.simulate import simulate
 from crm_automation import codec, kafka_clients, topics
 from crm_automation.settings import Settings
 from sinks.caldav_client import CalDAVClient, CalendarRef
-from tests.integration.support import run_cli, start_cli
+from tests.integration.support import free_port, run_cli, start_cli
 
 RULES = """
 pipelines:
@@ -83,6 +83,7 @@ PROCESSES: dict[str, tuple[str, ...]] = {
     "sink-postgres": ("sink", "postgres"),
     "sink-calendar": ("sink", "calendar"),
 }
+METRICS = ("ENGINE", "SCHEDULER", "SINK_POSTGRES", "SINK_CALENDAR")
 TABLES = ("leads", "deals", "activities")
 USERS_PER_RUN = 6
 
@@ -160,7 +161,9 @@ class Load:
         self._settings = settings
         self._topic = settings.topic(topics.STAGE_CHANGES)
         self._producer = Producer(
-            kafka_clients.producer_config(settings, **{"message.timeout.ms": 300_000})
+            kafka_clients.producer_config(
+                settings, **{"message.timeout.ms": 300_000, "message.max.bytes": 1_100_000}
+            )
         )
         self._random = random.Random(seed)
         self.run_id = run_id
@@ -224,18 +227,29 @@ class Load:
 
         self._produce(event.key.encode(), codec.encode(event), on_delivery)
 
-    def send_raw(self, key: bytes | None, value: bytes | None) -> None:
-        """Produce bytes that are not (necessarily) a valid event."""
+    def send_raw(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        on_position: Callable[[tuple[int, int]], None] = lambda _p: None,
+    ) -> None:
+        """Produce bytes that are not (necessarily) a valid event; `on_position` gets
+        its (partition, offset) once Kafka has it."""
         self.raw_sent += 1
-        self._produce(key, value, None)
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                on_position((message.partition() or 0, message.offset() or 0))
+            else:
+                with self._lock:
+                    self.failed += 1
+
+        self._produce(key, value, on_delivery)
 
     def _produce(self, key: bytes | None, value: bytes | None, callback: Any) -> None:
         while True:
             try:
-                if callback is None:
-                    self._producer.produce(self._topic, key=key, value=value)
-                else:
-                    self._producer.produce(self._topic, key=key, value=value, on_delivery=callback)
+                self._producer.produce(self._topic, key=key, value=value, on_delivery=callback)
                 self._producer.poll(0)
                 return
             except BufferError:
@@ -307,8 +321,12 @@ class Pipeline:
         assert result.returncode == 0, result.stderr
 
     def start(self, *names: str) -> None:
+        """Start processors by name; `sink-postgres#2` is a second instance."""
         for name in names or tuple(PROCESSES):
-            self.processes[name] = start_cli(self.settings, self.tmp_path, *PROCESSES[name])
+            argv = PROCESSES[name.split("#")[0]]
+            ports = {f"CRM_AUTOMATION_{p}_METRICS_PORT": str(free_port()) for p in METRICS}
+            extra = ports if "#" in name else {}
+            self.processes[name] = start_cli(self.settings, self.tmp_path, *argv, **extra)
 
     def signal(self, name: str, sig: int) -> None:
         process = self.processes[name]
@@ -326,7 +344,7 @@ class Pipeline:
         self.faults.append(Fault(f"SIGKILL {name}", started, time.time()))
 
     def stop_all(self) -> None:
-        for name, process in self.processes.items():
+        for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for name, process in self.processes.items():
@@ -432,7 +450,8 @@ class Pipeline:
         )
         latencies: list[float] = []
         for action_id, exp in expected.items():
-            for at in (written.get(action_id), calendar_written.get(action_id) if exp.calendar else None):
+            calendar_at = calendar_written.get(action_id) if exp.calendar else None
+            for at in (written.get(action_id), calendar_at):
                 if at is not None:
                     latencies.append(max(0.0, (at - exp.due).total_seconds()))
         recovery = 0.0

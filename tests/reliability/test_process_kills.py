@@ -9,7 +9,7 @@ import pytest
 
 from tests.reliability.harness import Load, Pipeline, random_moments, sleep_until
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
 RATE = 100
 SECONDS = 30

@@ -1,4 +1,4 @@
-"""The engine handler's record-size limit: an output too big to produce is a dead letter."""
+"""Engine handler input checks: outputs over the record limit, undeclared pipelines."""
 
 from __future__ import annotations
 
@@ -58,3 +58,15 @@ def test_an_event_just_under_the_limit_is_processed():
     assert {out.topic for out in handled.out} == {
         "automation.actions", "automation.timers", "automation.executions"
     }  # fmt: skip
+
+
+def test_an_event_of_an_undeclared_pipeline_or_stage_is_a_dead_letter_with_its_reason():
+    key, value = big_won_event(0)
+    event = codec.decode(value)
+    for change, reason in (({"pipeline_id": "nope"}, b"unknown_pipeline"),
+                           ({"stage_id": "NOPE"}, b"unknown_stage")):  # fmt: skip
+        bad = codec.encode(dataclasses.replace(event, **change))
+
+        (letter,) = handler().handle(key, bad, None, SOURCE).out
+
+        assert dict(letter.headers or [])[HEADER_REASON] == reason
