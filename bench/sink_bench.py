@@ -413,7 +413,7 @@ def main() -> None:
     parser.add_argument("--skip-calendar", action="store_true")
     args = parser.parse_args()
     n = args.actions or (5_000 if args.quick else 100_000)
-    sizes = [int(x) for x in (args.sizes or ("50,200" if args.quick else "200,1000")).split(",")]
+    sizes = [int(x) for x in (args.sizes or ("50,100" if args.quick else "200,1000")).split(",")]
     rounds = args.rounds or (1 if args.quick else 3)
 
     started = time.perf_counter()
