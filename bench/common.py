@@ -64,7 +64,7 @@ def stack_env(s: Settings) -> dict[str, str]:
     return env
 
 
-def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+def start_profiler(pid: int, out: Path, idle: bool = False) -> subprocess.Popen[bytes]:
     """`py-spy record` attached to `pid`: a flame graph for `.svg`, else raw stacks.
 
     Stop it with `stop_profiler` (SIGINT) before the profiled process ends, so it writes
@@ -74,6 +74,8 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     fmt = "flamegraph" if out.suffix == ".svg" else "raw"
     # --nonblocking: sampling never pauses the process, so throughput stays comparable.
     command = [PY_SPY, "record", "--nonblocking", "-r", "100", "-f", fmt, "-o", str(out)]
+    if idle:  # waiting threads too: where the wall time goes, not only the CPU
+        command.append("--idle")
     return subprocess.Popen(  # noqa: S603
         [*command, "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -3,7 +3,7 @@
     .venv/bin/python bench/engine_bench.py [--quick] [--events E] [--rules N]
 
 Full: 20,000 events, 1,000 rules, rule-count sweep 10 / 1,000 / 10,000, then 2 workers
-at 1,000 rules (scale-out, --workers); --quick: the same with 4,000 events.
+at 1,000 rules (scale-out, --workers); --quick: the same with 2,000 events.
 --profile DIR attaches py-spy to each single-worker engine after its start-up.
 
 Starts its own local stack (Kafka, Postgres, Radicale) under a temp home and stops it at the
@@ -43,7 +43,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
-from automation_core.rules_file import validate_rules_file
+from automation_core.rules_file import validate_rules_data
 from crm_automation import codec, kafka_clients, rules_topic, topics
 from crm_automation.settings import Settings
 from crm_automation.stack.processes import free_port
@@ -215,7 +215,8 @@ def prepared(base: Settings, n_rules: int, events: list[tuple[bytes, bytes]]) ->
         }
     )
     topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
-    validated = validate_rules_file(rules_text(n_rules))
+    # The document is JSON: parsed as such (PyYAML, pure Python here, takes ~3 ms a rule).
+    validated = validate_rules_data(json.loads(rules_text(n_rules)))
     assert len(validated.rules) == n_rules
     plan = rules_topic.plan_apply(validated, rules_topic.Published(), prune=False)
     rules_topic.execute(s, plan, datetime.now(UTC))
@@ -371,7 +372,7 @@ def baseline_run(s: Settings, expected: int, batch: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4,000 events instead of 20,000")
+    parser.add_argument("--quick", action="store_true", help="2,000 events instead of 20,000")
     parser.add_argument("--events", type=int)
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--sweep", help="rule counts, comma-separated (default 10,1000,10000)")
@@ -384,7 +385,7 @@ def main() -> None:
         "--workers", type=int, default=2, help="scale-out run: N workers at --rules (1: none)"
     )
     args = parser.parse_args()
-    n_events = args.events or (4_000 if args.quick else 20_000)
+    n_events = args.events or (2_000 if args.quick else 20_000)
     if args.sweep:
         sweep = sorted({args.rules, *(int(n) for n in args.sweep.split(","))})
     else:
@@ -440,8 +441,10 @@ def main() -> None:
     result["engine_events_per_s"] = main_rate
     result["baseline_events_per_s"] = result["baseline"]["events_per_s"]
     result["engine_vs_baseline"] = main_rate / result["baseline_events_per_s"]
-    rates = [r["events_per_s"] for r in runs.values()]
-    result["flatness"] = min(rates) / max(rates)
+    # Same work per event from 1,000 rules up (the extra rules are cold): only the lookup
+    # could slow the larger runs. 10 rules do less per event (0.06 rule runs, not 3.7).
+    same_work = [r["events_per_s"] for n, r in runs.items() if n >= HOT_RULES]
+    result["flatness"] = min(same_work) / max(same_work)
     result["ratios"] = {
         "engine_vs_baseline": result["engine_vs_baseline"],
         "engine_rules_flatness": result["flatness"],
@@ -465,7 +468,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
         )
     print(f"{'baseline (decode+encode+produce)':<34} {r['baseline_events_per_s']:>10,.0f}")
     print(f"engine / baseline ({r['rules']:,} rules): {r['engine_vs_baseline']:.2f}")
-    print(f"slowest / fastest engine run over the rule counts: {r['flatness']:.2f}")
+    print(f"slowest / fastest engine run from 1,000 rules up (same work): {r['flatness']:.2f}")
     if "scale_out" in r:
         so = r["scale_out"]
         print(

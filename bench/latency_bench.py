@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/latency_bench.py [--quick] [--rates 500,2000] [--seconds S]
 
-Full: 500 and 2,000 events/s for 30 s each; --quick: 10 s each.
+Full: 500 and 2,000 events/s for 30 s each; --quick: 5 s each.
 
 Runs the real processes (`crm-automation engine` and `crm-automation sink postgres`) on the
 configured services, else on a local stack of its own (bench/common.py). Per rate: a fresh
@@ -40,7 +40,15 @@ from crm_automation.settings import Settings
 from crm_automation.stack.processes import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import CLI, cpu_seconds, stack_env, stack_settings, write_result  # noqa: E402
+from common import (
+    CLI,
+    cpu_seconds,
+    stack_env,
+    stack_settings,
+    start_profiler,
+    stop_profiler,
+    write_result,
+)  # noqa: E402
 
 RULES = """
 pipelines:
@@ -102,7 +110,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run_rate(base: Settings, rate: int, seconds: float, work: Path) -> dict[str, Any]:
+def run_rate(
+    base: Settings, rate: int, seconds: float, work: Path, profile: Path | None = None
+) -> dict[str, Any]:
     """One steady rate: processes up, warm-up, paced events, latencies of every copy."""
     run = uuid.uuid4().hex[:8]
     server_url = base.database_url.get_secret_value() if base.database_url else ""
@@ -133,7 +143,7 @@ def run_rate(base: Settings, rate: int, seconds: float, work: Path) -> dict[str,
             home.mkdir(parents=True, exist_ok=True)
             child_env = {**env, "CRM_AUTOMATION_HOME": str(home), port_var: str(free_port())}
             processes.append(start(command, child_env, home, name))
-        return measure(s, url, rate, seconds, run, processes)
+        return measure(s, url, rate, seconds, run, processes, profile)
     finally:
         for process in processes:
             stop(process)
@@ -148,6 +158,7 @@ def measure(
     seconds: float,
     run: str,
     processes: list[subprocess.Popen[bytes]],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     producer = Producer(kafka_clients.producer_config(s))
     topic = s.topic(topics.STAGE_CHANGES)
@@ -198,6 +209,11 @@ def measure(
         time.sleep(2)
         warm = len(seen)
         cpu_before = [cpu_seconds(p.pid) for p in processes]
+        profilers = []
+        if profile is not None:
+            for p, name in zip(processes, ("engine", "sink"), strict=True):
+                out = profile / f"latency-{rate}-{name}.txt"
+                profilers.append(start_profiler(p.pid, out, idle=True))
         first = n
         total = int(rate * seconds)
         started = time.perf_counter()
@@ -214,6 +230,8 @@ def measure(
             time.sleep(0.1)
         drained_seconds = time.perf_counter() - started
         cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes, cpu_before, strict=True)]
+        for profiler in profilers:
+            stop_profiler(profiler)
     finally:
         stop_polling.set()
         poller.join()
@@ -240,17 +258,18 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 s per rate instead of 30 s")
+    parser.add_argument("--quick", action="store_true", help="5 s per rate instead of 30 s")
     parser.add_argument("--rates", default="500,2000")
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--profile", type=Path, help="py-spy (with idle) engine and sink to DIR")
     args = parser.parse_args()
-    seconds = args.seconds or (10.0 if args.quick else 30.0)
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
     rates = [int(r) for r in args.rates.split(",")]
     result: dict[str, Any] = {"seconds_per_rate": seconds, "by_rate": {}}
     with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, stack_settings() as base:
         for rate in rates:
             print(f"{rate:,} events/s for {seconds:.0f} s ...", flush=True)
-            r = run_rate(base, rate, seconds, Path(tmp))
+            r = run_rate(base, rate, seconds, Path(tmp), args.profile)
             result["by_rate"][str(rate)] = r
             print(
                 f"  p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms"

@@ -8,8 +8,8 @@
 Starts one local stack (Kafka, Postgres, Radicale) under a temp home, unless all three
 services are configured (CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS, _DATABASE_URL,
 _CALDAV_URL), and runs each scenario script as a child pointed at it: each prints its own
-table and writes bench/results/<scenario>-<stamp>.json. The ratios found in those files
-(keys `ratio*` or `*_vs_*`, at any depth, plus each file's `ratios`) are collected into
+table and writes bench/results/<scenario>-*.json. The ratios found in those files (keys
+`ratio*` or `*_vs_*`, at any depth, plus each file's `ratios`) are collected into
 bench/results/all-<stamp>.json. --check fails (exit 1) when a ratio named in the
 reference file dropped by more than the reference's tolerance (25 %) below its value.
 """
@@ -61,14 +61,16 @@ def ratios_in(value: Any, path: str = "") -> dict[str, float]:
 def run_scenario(
     name: str, script: str, extra: list[str], env: dict[str, str]
 ) -> dict[str, Any]:
-    before = set(RESULTS.glob("*.json")) if RESULTS.exists() else set()
+    # Only this scenario's files: others may write bench/results/ at the same time.
+    pattern = f"{name}-*.json"
+    before = set(RESULTS.glob(pattern)) if RESULTS.exists() else set()
     print(f"\n=== {name}: {script} {' '.join(extra)}", flush=True)
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603
         [sys.executable, str(HERE / script), *extra], env=env, check=False
     )
     seconds = time.perf_counter() - started
-    new = sorted(set(RESULTS.glob("*.json")) - before, key=lambda p: p.stat().st_mtime)
+    new = sorted(set(RESULTS.glob(pattern)) - before, key=lambda p: p.stat().st_mtime)
     outcome: dict[str, Any] = {
         "script": script,
         "exit_code": done.returncode,
