@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -22,6 +21,7 @@ from streams.handler import Source, StageChangeHandler
 from streams.metrics import EngineMetrics
 from streams.outbox import ConfirmingProducer
 from streams.rules_registry import RulesRegistry
+from streams.start_positions import read_never_committed_from_start
 from streams.state_codec import state_from_bytes, state_to_bytes
 
 logger = logging.getLogger(__name__)
@@ -123,36 +123,12 @@ def build_engine(
     async def read_new_partitions_from_the_start(
         sender: Any, /, *args: Any, signal: Any, **kwargs: Any
     ) -> None:
-        """Partitions this group never committed start at their first offset.
-
-        Observed on faust 0.15.3 / aiokafka 0.14: events produced while the worker was
-        starting, into a partition the group had no committed offset for, were skipped
-        despite auto_offset_reset=earliest. Seeking explicitly closes that gap; already
-        committed partitions are left to Faust's own seek to the committed offset.
-        """
-        consumer: Any = app.consumer
-        stream_tps = [tp for tp in consumer.assignment() if tp.topic == events_topic_name]
-        if not stream_tps:
-            if readiness is not None:
-                readiness.ready()  # in the group, with no partition of the events topic
-            return
-        for attempt in range(1, 6):
-            try:
-                committed = await consumer.seek_to_committed()
-                break
-            except Exception as exc:  # noqa: BLE001 - e.g. coordinator not available yet
-                logger.warning("reading committed offsets failed attempt=%s error=%s", attempt, exc)
-                await asyncio.sleep(0.5 * attempt)
-        else:
-            logger.error("committed offsets unknown: never-committed partitions may be skipped")
-            return
-        fresh = [tp for tp in stream_tps if committed.get(tp) is None]
-        if fresh:
-            logger.info("no committed offset: reading from the start partitions=%s", fresh)
-            # Offset 0 past retention is out of range: auto_offset_reset=earliest applies.
-            await consumer.seek_wait(dict.fromkeys(fresh, 0))
-        if readiness is not None:
-            readiness.ready()
+        # Sent before Faust's seek to committed offsets, in both recovery paths: the
+        # wrapper runs after that seek (and after every later one). See start_positions.
+        read_never_committed_from_start(app.consumer, events_topic_name, readiness)
+        assigned = app.consumer.assignment()
+        if readiness is not None and not any(tp.topic == events_topic_name for tp in assigned):
+            readiness.ready()  # in the group, with no partition of the events topic
 
     if readiness is not None:
 
