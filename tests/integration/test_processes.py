@@ -101,6 +101,17 @@ def wait_ready(s: Settings, name: str, process: subprocess.Popen[bytes]) -> None
     wait_for(ready, timeout=90, interval=0.2, what=f"{name} /readyz 200")
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            addresses.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return addresses
+
+
 def log_lines(tmp_path: Path) -> list[str]:
     return [line for log in tmp_path.glob("*.log") for line in log.read_text().splitlines()]
 
@@ -114,6 +125,8 @@ def test_a_processor_run_alone_becomes_ready_and_exits_0_on_sigterm_with_json_lo
         status, reason = get(port_of(settings, name), "/readyz")
         wait_ready(settings, name, process)
         assert get(port_of(settings, name), "/healthz") == (200, "ok\n")
+        # The endpoint listens on loopback only unless CRM_AUTOMATION_METRICS_HOST says so.
+        assert listening_addresses(port_of(settings, name)) == {"127.0.0.1"}
     finally:
         code = stop_process(process)  # waits at most 30 s
 
