@@ -83,6 +83,10 @@ class StageChangeHandler:
         event = codec.decode_as(value, StageChanged)
         if key is not None and key.decode("utf-8", "replace") != event.key:
             raise InvalidEvent(f"message key does not match the event's item key {event.key!r}")
+        if not event.event_id or not event.item_id:
+            # Action ids derive from the event id: two events with an empty one would
+            # share their actions' ids, and the second item's actions would be dropped.
+            raise InvalidEvent("event_id and item_id are required", field="event_id")
         pipelines = self._registry.pipelines
         # An event of a pipeline or stage the rules do not declare was silently dropped
         # (no rule, no execution record); with no pipelines loaded at all, nothing is known.

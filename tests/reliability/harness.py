@@ -404,12 +404,20 @@ class Pipeline:
         load: Load,
         *,
         drain_timeout: float = 240,
-        extra_expected: dict[str, Expected] | None = None,
-        excused: Callable[[str], bool] = lambda _action_id: False,
+        allowed: Iterable[str] = (),
     ) -> Row:
-        """Wait until all expected actions are found (or the deadline), then count."""
+        """Wait until all expected actions are found (or the deadline), then count.
+
+        An expected action in the DLQ (a sink refused it for good, with its reason) is
+        accounted for, not lost; `allowed` actions may be written but are not required.
+        """
         events = load.delivered
-        expected = {**expected_actions(events), **(extra_expected or {})}
+        expected = expected_actions(events)
+        dead: set[str] = set()
+
+        def excused(action_id: str) -> bool:
+            return action_id in dead
+
         calendar_expected = {a for a, e in expected.items() if e.calendar}
         deadline = time.monotonic() + drain_timeout
         while True:
@@ -417,6 +425,8 @@ class Pipeline:
             ids = {a for rows in (found.get(t, []) for t in TABLES) for a, _ in rows}
             calendar_ids = {a for a, _ in found.get("calendar_log", [])}
             missing = {a for a in expected if a not in ids} | (calendar_expected - calendar_ids)
+            if missing:
+                dead = dlq_action_ids(self.settings)
             missing = {a for a in missing if not excused(a)}
             if not missing or time.monotonic() > deadline:
                 break
@@ -436,7 +446,7 @@ class Pipeline:
                 row_ids.append(action_id)
                 written[action_id] = at
         calendar_written = dict(found.get("calendar_log", []))
-        unexpected = {a for a in row_ids if a not in expected} - set(extra_expected or {})
+        unexpected = {a for a in row_ids if a not in expected} - set(allowed)
         duplicates = (
             (len(row_ids) - len(set(row_ids)))
             + (len(in_calendar) - len(set(in_calendar)))
@@ -465,6 +475,9 @@ class Pipeline:
                 continue
             last = max((t for t in times if t is not None), default=end)
             recovery = max(recovery, (last - end).total_seconds())
+        notes = f"unexpected sample {sorted(unexpected)[:3]}"
+        if lost_rows or lost_calendar:
+            notes += " " + self.where_lost(expected, lost_rows, lost_calendar)
         row = Row(
             scenario=scenario,
             events_in=len(events) + load.raw_sent,
@@ -475,11 +488,54 @@ class Pipeline:
             dlq=len(self.dlq_records()),
             recovery_s=max(0.0, recovery),
             p99_latency_s=percentile(latencies, 0.99),
-            notes=f"lost sample {sorted(lost_rows + lost_calendar)[:5]}"
-            f" unexpected sample {sorted(unexpected)[:5]}",
+            notes=notes,
         )
         record(row)
         return row
+
+    def where_lost(
+        self, expected: dict[str, Expected], lost_rows: list[str], lost_calendar: list[str]
+    ) -> str:
+        """Which stage lost them: never emitted (engine/scheduler) or emitted, not written."""
+        emitted = set()
+        for message in read_topic(self.settings, topics.ACTIONS):
+            action = codec.decode(message.value() or b"")
+            if isinstance(action, Action):
+                emitted.add(action.action_id)
+        scheduled = set()
+        for message in read_topic(self.settings, topics.TIMERS):
+            command = codec.decode(message.value() or b"")
+            action = getattr(command, "action", None)
+            if action is not None:
+                scheduled.add(action.action_id)
+        by_kind: dict[str, int] = {}
+        for where, ids in (("rows", lost_rows), ("calendar", lost_calendar)):
+            for action_id in ids:
+                stage = (
+                    "emitted" if action_id in emitted
+                    else "scheduled-not-fired" if action_id in scheduled
+                    else "never-emitted"
+                )  # fmt: skip
+                kind = f"{where}/{expected[action_id].table}/{stage}"
+                by_kind[kind] = by_kind.get(kind, 0) + 1
+        detail = {"lost_by": by_kind, "sample": sorted(lost_rows + lost_calendar)[:5]}
+        (self.tmp_path / "lost.json").write_text(
+            json.dumps({"rows": lost_rows, "calendar": lost_calendar, **detail})
+        )
+        return json.dumps(detail)
+
+
+def dlq_action_ids(settings: Settings) -> set[str]:
+    """Actions a sink sent to the DLQ."""
+    found = set()
+    for message in read_topic(settings, topics.DLQ):
+        try:
+            record = codec.decode(message.value() or b"")
+        except codec.InvalidMessage:
+            continue
+        if isinstance(record, Action):
+            found.add(record.action_id)
+    return found
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -60,11 +60,12 @@ def test_an_event_just_under_the_limit_is_processed():
     }  # fmt: skip
 
 
-def test_an_event_of_an_undeclared_pipeline_or_stage_is_a_dead_letter_with_its_reason():
+def test_an_event_of_an_undeclared_pipeline_or_stage_or_without_id_is_a_dead_letter():
     key, value = big_won_event(0)
     event = codec.decode(value)
     for change, reason in (({"pipeline_id": "nope"}, b"unknown_pipeline"),
-                           ({"stage_id": "NOPE"}, b"unknown_stage")):  # fmt: skip
+                           ({"stage_id": "NOPE"}, b"unknown_stage"),
+                           ({"event_id": ""}, b"invalid_event")):  # fmt: skip
         bad = codec.encode(dataclasses.replace(event, **change))
 
         (letter,) = handler().handle(key, bad, None, SOURCE).out
