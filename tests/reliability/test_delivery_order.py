@@ -48,4 +48,4 @@ def test_duplicates_a_replay_from_offset_zero_and_reordered_events_create_each_a
     row = pipeline.finish("duplicates + replay from 0 + out of order", load)
 
     assert replayed > 2000
-    assert (row.lost, row.duplicates) == (0, 0), row.notes
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes

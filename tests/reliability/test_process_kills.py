@@ -30,5 +30,5 @@ def test_a_processor_killed_three_times_under_load_loses_and_duplicates_no_actio
 
     row = pipeline.finish(f"SIGKILL {name} x3 (seed {seed})", load)
 
-    assert (row.lost, row.duplicates) == (0, 0), row.notes
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
     assert row.found == row.expected

@@ -45,7 +45,7 @@ def test_kafka_sigkilled_and_restarted_on_its_data_loses_and_duplicates_no_actio
 
     row = pipeline.finish("Kafka broker SIGKILL + restart", load)
 
-    assert (row.lost, row.duplicates) == (0, 0), row.notes
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
 
 
 def test_postgres_stopped_in_immediate_mode_and_restarted_loses_and_duplicates_no_action(
@@ -63,7 +63,7 @@ def test_postgres_stopped_in_immediate_mode_and_restarted_loses_and_duplicates_n
 
     row = pipeline.finish("Postgres immediate stop 10 s + restart", load)
 
-    assert (row.lost, row.duplicates) == (0, 0), row.notes
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
 
 
 def test_radicale_down_for_thirty_seconds_loses_and_duplicates_no_calendar_event(
@@ -81,4 +81,4 @@ def test_radicale_down_for_thirty_seconds_loses_and_duplicates_no_calendar_event
 
     row = pipeline.finish("Radicale down 30 s", load)
 
-    assert (row.lost, row.duplicates) == (0, 0), row.notes
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes

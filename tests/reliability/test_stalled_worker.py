@@ -35,4 +35,4 @@ def test_a_stalled_sink_and_scheduler_resume_and_their_late_writes_are_absorbed(
 
     row = pipeline.finish("SIGSTOP sink-postgres, scheduler, sink-calendar 50 s", load)
 
-    assert (row.lost, row.duplicates) == (0, 0), row.notes
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
