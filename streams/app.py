@@ -82,6 +82,11 @@ def build_engine(
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Faust's 60 s session timeout kept a crashed worker in the group for a minute:
+        # its replacement's join waited for it, and the whole group, every partition,
+        # stood still meanwhile (~2 min after two kills in the reliability suite).
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         **kafka_clients.faust_security_options(settings),
     )
     metrics = EngineMetrics.create(registry)
