@@ -11,7 +11,7 @@ import pytest
 
 from crm_automation.settings import Settings
 from tests.integration.support import settings
-from tests.reliability.harness import Pipeline
+from tests.reliability.harness import HEADER, ROWS, Pipeline
 
 __all__ = ["pipeline", "settings"]
 
@@ -31,3 +31,12 @@ def pipeline(stack: Any, settings: Settings, tmp_path: Path) -> Iterator[Pipelin
 @pytest.fixture
 def run_id() -> str:
     return uuid.uuid4().hex[:6]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The session's scenario rows as the markdown table of RELIABILITY.md."""
+    if ROWS:
+        terminalreporter.write_sep("-", "reliability scenarios")
+        terminalreporter.write_line(HEADER)
+        for row in ROWS:
+            terminalreporter.write_line(row.line())

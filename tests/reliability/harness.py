@@ -119,11 +119,18 @@ class Row:
 
 
 RESULTS = Path(__file__).resolve().parents[2] / "build" / "reliability-results.jsonl"
+HEADER = (
+    "| scenario | events in | actions expected | found | duplicates | lost | DLQ |"
+    " recovery s | p99 latency s |\n|---|---|---|---|---|---|---|---|---|"
+)
+ROWS: list[Row] = []
+"""The rows recorded in this test session (the terminal summary prints them as a table)."""
 
 
 def record(row: Row) -> None:
     """Print the row and append it to build/reliability-results.jsonl (RELIABILITY.md)."""
-    print(f"\nRELIABILITY {row.line()}")
+    ROWS.append(row)
+    print(f"\nRELIABILITY {row.line()}", flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as out:
         out.write(json.dumps(asdict(row)) + "\n")
