@@ -24,6 +24,10 @@ from processors.publisher import KafkaPublisher
 logger = logging.getLogger(__name__)
 
 
+# librdkafka's 45 s session timeout kept a killed scheduler in the group that long: its
+# replacement's join waited for it and no timer command was ingested meanwhile.
+FAST_FAILOVER = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 3_000}
+
 def run(
     settings: Settings,
     metrics: SchedulerMetrics,
@@ -68,7 +72,7 @@ def run(
         target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
     )
     consumer = BatchConsumer(
-        kafka_clients.consumer_config(settings, GROUP),
+        kafka_clients.consumer_config(settings, GROUP, **FAST_FAILOVER),
         [settings.topic(topics.TIMERS)],
         ingest.stored_offsets,
     )
