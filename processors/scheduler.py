@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 # replacement's join waited for it and no timer command was ingested meanwhile.
 FAST_FAILOVER = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 3_000}
 
+
 def run(
     settings: Settings,
     metrics: SchedulerMetrics,
