@@ -95,3 +95,8 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def group(self, name: str) -> str:
+        """A consumer group's name: prefixed like the topics, so prefixed deployments
+        (and parallel test runs) sharing one cluster never share a group."""
+        return f"{self.topic_prefix}{name}"

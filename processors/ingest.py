@@ -44,7 +44,9 @@ class IngestLoop:
         executions_topic: str,
         dlq_topic: str,
         on_due: Callable[[datetime | None], None] = lambda _due: None,
+        group: str = GROUP,
     ) -> None:
+        self._group = group
         self._connect = connect
         self._conn = connect()
         self._publisher = publisher
@@ -56,7 +58,7 @@ class IngestLoop:
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
         # Called from the consumer's assignment callback, on the ingest thread.
-        return offsets.stored_offsets(self._conn, GROUP)
+        return offsets.stored_offsets(self._conn, self._group)
 
     def run(self, consumer: BatchConsumer, stop: threading.Event, batch_size: int) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
@@ -104,7 +106,7 @@ class IngestLoop:
             )
             if result.cancelled:
                 self._publisher.publish(self._cancelled_records(result.cancelled, now))
-            offsets.store_offsets(cur, GROUP, batch.next_offsets)
+            offsets.store_offsets(cur, self._group, batch.next_offsets)
         self._on_due(result.earliest_due)
         self._metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - started)
         self._metrics.scheduled.inc(result.scheduled)

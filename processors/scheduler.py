@@ -67,17 +67,18 @@ def run(
         executions_topic=settings.topic(topics.EXECUTIONS),
         dlq_topic=settings.topic(topics.DLQ),
         on_due=fire.notify_due,
+        group=settings.group(GROUP),
     )
     failure: list[BaseException] = []
     fire_thread = threading.Thread(
         target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
     )
     consumer = BatchConsumer(
-        kafka_clients.consumer_config(settings, GROUP, **FAST_FAILOVER),
+        kafka_clients.consumer_config(settings, settings.group(GROUP), **FAST_FAILOVER),
         [settings.topic(topics.TIMERS)],
         ingest.stored_offsets,
     )
-    logger.info("scheduler started group=%s", GROUP)
+    logger.info("scheduler started group=%s", settings.group(GROUP))
     fire_thread.start()
     if readiness is not None:
         readiness.ready()  # both loops running; Kafka and Postgres are checked separately

@@ -67,10 +67,11 @@ def run(
     *,
     writer: CalendarWriter | None = None,
     clock: Clock | None = None,
-    group: str = GROUP,
+    group: str | None = None,
     readiness: Readiness | None = None,
 ) -> None:
     """Consume `automation.actions` until `stop` is set (`group`: for replays in tests)."""
+    group = group or settings.group(GROUP)
     clock = clock or SystemClock()
     writer = writer or build_writer(settings, clock)
     consumer = Consumer(kafka_clients.consumer_config(settings, group))

@@ -48,14 +48,17 @@ def run(
         raise RuntimeError("no database configured: set CRM_AUTOMATION_DATABASE_URL")
     database_url = settings.database_url.get_secret_value()
     sources = [settings.topic(topics.ACTIONS), settings.topic(topics.EXECUTIONS)]
+    group = settings.group(GROUP)
     consumer = BatchConsumer(
-        kafka_clients.consumer_config(settings, GROUP),
+        kafka_clients.consumer_config(settings, group),
         sources,
-        lambda: _load_offsets(database_url, stop, metrics),
+        lambda: _load_offsets(database_url, group, stop, metrics),
     )
     relay = _OutboxRelay(database_url, Producer(kafka_clients.producer_config(settings)), stop)
-    sink = _Sink(settings, consumer, BatchWriter(database_url, metrics, stop), relay, metrics)
-    logger.info("postgres sink started group=%s topics=%s", GROUP, sources)
+    sink = _Sink(
+        settings, consumer, BatchWriter(database_url, metrics, stop, group), relay, metrics
+    )
+    logger.info("postgres sink started group=%s topics=%s", group, sources)
     relay.start()
     try:
         while not stop.is_set():
@@ -206,8 +209,11 @@ _PERMANENT = (psycopg.DataError, psycopg.IntegrityError)
 class BatchWriter:
     """Writes one batch at a time on its own thread and connection, retrying outages."""
 
-    def __init__(self, database_url: str, metrics: SinkMetrics, stop: threading.Event) -> None:
+    def __init__(
+        self, database_url: str, metrics: SinkMetrics, stop: threading.Event, group: str = GROUP
+    ) -> None:
         self._url = database_url
+        self._group = group
         self._metrics = metrics
         self._stop = stop
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-postgres-writer")
@@ -238,7 +244,7 @@ class BatchWriter:
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT)
                 with self._metrics.batch_seconds.labels(SINK).time():
-                    postgres.write_batch(self._conn, rows, GROUP, next_offsets)
+                    postgres.write_batch(self._conn, rows, self._group, next_offsets)
                 return rows, next_offsets
             except _PERMANENT as exc:
                 return Rejected(exc)
@@ -298,14 +304,14 @@ class _OutboxRelay:
 
 
 def _load_offsets(
-    database_url: str, stop: threading.Event, metrics: SinkMetrics
+    database_url: str, group: str, stop: threading.Event, metrics: SinkMetrics
 ) -> dict[tuple[str, int], int]:
     """The stored offsets, on a connection of its own (called at every assignment)."""
     backoff = _FIRST_BACKOFF
     while True:
         try:
             with psycopg.connect(database_url, connect_timeout=_CONNECT_TIMEOUT) as conn:
-                return offsets.stored_offsets(conn, GROUP)
+                return offsets.stored_offsets(conn, group)
         except psycopg.OperationalError as exc:
             metrics.retries.labels(SINK).inc()
             logger.warning("reading stored offsets failed, retrying in %.1fs: %s", backoff, exc)

@@ -22,7 +22,9 @@ def scheduler() -> None:
     readiness.add_probe("postgres", database_probe(s))
 
     def target(registry: CollectorRegistry, stop: threading.Event) -> None:
-        lag = ConsumerLagMonitor(s, GROUP, [s.topic(topics.TIMERS)], registry, readiness).start()
+        lag = ConsumerLagMonitor(
+            s, s.group(GROUP), [s.topic(topics.TIMERS)], registry, readiness
+        ).start()
         try:
             scheduler_process.run(s, SchedulerMetrics.create(registry), stop, readiness=readiness)
         finally:

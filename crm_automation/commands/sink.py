@@ -26,7 +26,9 @@ def postgres() -> None:
     sources = [s.topic(topics.ACTIONS), s.topic(topics.EXECUTIONS)]
 
     def target(registry: CollectorRegistry, stop: threading.Event) -> None:
-        lag = ConsumerLagMonitor(s, postgres_process.GROUP, sources, registry, readiness).start()
+        lag = ConsumerLagMonitor(
+            s, s.group(postgres_process.GROUP), sources, registry, readiness
+        ).start()
         try:
             postgres_process.run(s, SinkMetrics.create(registry), stop, readiness=readiness)
         finally:
@@ -44,7 +46,9 @@ def calendar() -> None:
     sources = [s.topic(topics.ACTIONS)]
 
     def target(registry: CollectorRegistry, stop: threading.Event) -> None:
-        lag = ConsumerLagMonitor(s, calendar_process.GROUP, sources, registry, readiness).start()
+        lag = ConsumerLagMonitor(
+            s, s.group(calendar_process.GROUP), sources, registry, readiness
+        ).start()
         try:
             calendar_process.run(s, SinkMetrics.create(registry), stop, readiness=readiness)
         finally:

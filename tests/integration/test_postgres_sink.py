@@ -338,7 +338,7 @@ def test_a_row_the_database_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_la
     try:
         wait_for(
             lambda: (
-                offsets.stored_offsets(conn, postgres_process.GROUP).get(
+                offsets.stored_offsets(conn, settings.group(postgres_process.GROUP)).get(
                     (settings.topic(topics.ACTIONS), partition_of(settings, conn))
                 )
                 == 4
@@ -359,6 +359,6 @@ def test_a_row_the_database_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_la
 
 def partition_of(settings: Settings, conn: psycopg.Connection) -> int:
     """The actions' partition (all four share one key): the one with a stored offset."""
-    stored = offsets.stored_offsets(conn, postgres_process.GROUP)
+    stored = offsets.stored_offsets(conn, settings.group(postgres_process.GROUP))
     parts = [p for (t, p) in stored if t == settings.topic(topics.ACTIONS)]
     return parts[0] if parts else -1
