@@ -22,6 +22,7 @@ from crm_automation import codec, kafka_clients, topics
 from crm_automation.settings import Settings
 from sinks import postgres_process
 from sinks.metrics import SinkMetrics
+from tests.helpers import wait_for
 from tests.integration.support import TopicReader, start_cli, stop_process
 from tests.integration.test_scheduler_timers import schedule
 
@@ -36,6 +37,12 @@ def now_ms() -> datetime:
     """Now, at the wire format's millisecond precision."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _timer_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM timers").fetchone()
+    return int(row[0]) if row else 0
 
 
 def send_timers(s: Settings, *commands: Any) -> None:
@@ -86,25 +93,31 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
 ) -> None:
     n = 20
     reader = TopicReader(settings, topics.ACTIONS)
-    now = now_ms()
-    commands = [
-        schedule(f"a-kill-{i}", item=f"DEAL:{i}", issued_at=now, due_at=now + timedelta(seconds=1))
-        for i in range(n)
-    ]
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
     paused = start_scheduler(
         settings, tmp_path, CRM_AUTOMATION_SCHEDULER_PAUSE_BEFORE_COMMIT_SECONDS="120"
     )
     try:
+        # A far-future sentinel proves the scheduler consumes before the 20 are sent: all
+        # 20 are then stored (in one or more ingest batches) before they fall due together,
+        # so one claim fires them all and the pause holds that claim's commit.
+        now = now_ms()
+        send_timers(settings, schedule("a-sentinel", issued_at=now, due_at=now + timedelta(days=1)))
+        wait_for(lambda: _timer_count(url) == 1, timeout=60, what="the scheduler consuming")
+        now = now_ms()
+        due = now + timedelta(seconds=2)
+        commands = [
+            schedule(f"a-kill-{i}", item=f"DEAL:{i}", issued_at=now, due_at=due) for i in range(n)
+        ]
         send_timers(settings, *commands)
         reader.until(n, timeout=30)  # confirmed on the topic; the commit is pending
     finally:
         stop_process(paused, signal.SIGKILL)
-    url = settings.database_url.get_secret_value() if settings.database_url else ""
     with psycopg.connect(url) as conn:
         statuses = dict(
             conn.execute("SELECT status, count(*) FROM timers GROUP BY status").fetchall()
         )
-    assert statuses == {"pending": n}
+    assert statuses == {"pending": n + 1}
 
     restarted = start_scheduler(settings, tmp_path)
     stop = threading.Event()
