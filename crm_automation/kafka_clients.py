@@ -178,6 +178,10 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> Conf
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
+        # librdkafka's 45 s kept a killed process in its group that long: the restarted
+        # one's join waited for it and the group's partitions stood still meanwhile.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 3_000,
         **overrides,
     }
 

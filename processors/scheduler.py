@@ -24,11 +24,6 @@ from processors.publisher import KafkaPublisher
 logger = logging.getLogger(__name__)
 
 
-# librdkafka's 45 s session timeout kept a killed scheduler in the group that long: its
-# replacement's join waited for it and no timer command was ingested meanwhile.
-FAST_FAILOVER = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 3_000}
-
-
 def run(
     settings: Settings,
     metrics: SchedulerMetrics,
@@ -74,7 +69,7 @@ def run(
         target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
     )
     consumer = BatchConsumer(
-        kafka_clients.consumer_config(settings, settings.group(GROUP), **FAST_FAILOVER),
+        kafka_clients.consumer_config(settings, settings.group(GROUP)),
         [settings.topic(topics.TIMERS)],
         ingest.stored_offsets,
     )
