@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/latency_bench.py [--quick] [--rates 500,2000] [--seconds S]
 
-Full: 500 and 2,000 events/s for 30 s each; --quick: 5 s each.
+Full: 500 and 2,000 events/s for 30 s each; --quick: 4 s each.
 
 Runs the real processes (`crm-automation engine` and `crm-automation sink postgres`) on the
 configured services, else on a local stack of its own (bench/common.py). Per rate: a fresh
@@ -287,12 +287,12 @@ def engine_latencies(s: Settings, expected: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s per rate instead of 30 s")
+    parser.add_argument("--quick", action="store_true", help="4 s per rate instead of 30 s")
     parser.add_argument("--rates", default="500,2000")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--profile", type=Path, help="py-spy (with idle) engine and sink to DIR")
     args = parser.parse_args()
-    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    seconds = args.seconds or (4.0 if args.quick else 30.0)
     rates = [int(r) for r in args.rates.split(",")]
     result: dict[str, Any] = {"seconds_per_rate": seconds, "by_rate": {}}
     with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, stack_settings() as base:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scheduler_bench.py [--quick] [--timers N] [--burst M]
 
-Full: 1,000,000 pending timers, 100,000 of them due at once; --quick: 100,000 / 10,000.
+Full: 1,000,000 pending timers, 100,000 of them due at once; --quick: 50,000 / 5,000.
 
 Uses the configured services (CRM_AUTOMATION_DATABASE_URL and _KAFKA_BOOTSTRAP_SERVERS),
 else starts a local stack of its own (bench/common.py); a fresh database is created on
@@ -234,12 +234,12 @@ def bare_fire_rate(url: str, burst: int, due: datetime) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 timers instead of 1M")
+    parser.add_argument("--quick", action="store_true", help="50,000 timers instead of 1M")
     parser.add_argument("--timers", type=int)
     parser.add_argument("--burst", type=int, help="timers due at once (default: 10%%)")
     parser.add_argument("--batch", type=int, default=None, help="ingest batch size")
     args = parser.parse_args()
-    total = args.timers or (100_000 if args.quick else 1_000_000)
+    total = args.timers or (50_000 if args.quick else 1_000_000)
     burst = min(args.burst or total // 10, total - 1)
     with stack_settings() as settings:
         size = args.batch or settings.batch_size
