@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import cache
 
 import psycopg
+from prometheus_client import CollectorRegistry
 
-from crm_automation.process import Probe
+from crm_automation.consumer_lag import ConsumerLagMonitor
+from crm_automation.process import Probe, Readiness, consuming, run_until_stopped
 from crm_automation.settings import Settings
 from crm_automation.stack import Stack
 
@@ -37,3 +41,27 @@ def database_probe(s: Settings) -> Probe:
         return None
 
     return probe
+
+
+ProcessBody = Callable[[CollectorRegistry, threading.Event, Readiness], None]
+
+
+def run_consuming_process(
+    s: Settings, name: str, port: int, group: str, sources: list[str], body: ProcessBody
+) -> None:
+    """Run `body` as a processor that consumes `sources` as `group` and writes to Postgres.
+
+    /readyz needs the processor's own "consuming" condition and a database that answers;
+    the group's consumer lag is reported while it runs; SIGTERM sets `stop`.
+    """
+    readiness = consuming(name)
+    readiness.add_probe("postgres", database_probe(s))
+
+    def target(registry: CollectorRegistry, stop: threading.Event) -> None:
+        lag = ConsumerLagMonitor(s, s.group(group), sources, registry, readiness).start()
+        try:
+            body(registry, stop, readiness)
+        finally:
+            lag.stop()
+
+    run_until_stopped(s, port, target, readiness)

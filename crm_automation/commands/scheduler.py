@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-
-from prometheus_client import CollectorRegistry
-
 from crm_automation import topics
-from crm_automation.commands._common import database_probe, settings
-from crm_automation.consumer_lag import ConsumerLagMonitor
-from crm_automation.process import consuming, run_until_stopped
+from crm_automation.commands._common import run_consuming_process, settings
 from processors import scheduler as scheduler_process
 from processors.ingest import GROUP
 from processors.metrics import SchedulerMetrics
@@ -18,16 +12,13 @@ from processors.metrics import SchedulerMetrics
 def scheduler() -> None:
     """Run the scheduler: timer commands into Postgres, due actions out to Kafka."""
     s = settings()
-    readiness = consuming("scheduler")
-    readiness.add_probe("postgres", database_probe(s))
-
-    def target(registry: CollectorRegistry, stop: threading.Event) -> None:
-        lag = ConsumerLagMonitor(
-            s, s.group(GROUP), [s.topic(topics.TIMERS)], registry, readiness
-        ).start()
-        try:
-            scheduler_process.run(s, SchedulerMetrics.create(registry), stop, readiness=readiness)
-        finally:
-            lag.stop()
-
-    run_until_stopped(s, s.scheduler_metrics_port, target, readiness)
+    run_consuming_process(
+        s,
+        "scheduler",
+        s.scheduler_metrics_port,
+        GROUP,
+        [s.topic(topics.TIMERS)],
+        lambda registry, stop, readiness: scheduler_process.run(
+            s, SchedulerMetrics.create(registry), stop, readiness=readiness
+        ),
+    )
