@@ -28,8 +28,11 @@ test: install lint
 ## Fault-injection scenarios (restarts of Postgres, Kafka, processors under load), on a
 ## stack of their own (never a shared one: they kill it); the table goes to RELIABILITY.md.
 test-reliability: install
+## Its own --basetemp: pytest deletes all but the 3 newest default temp dirs, and other
+## sessions on the machine would delete the running stack's data (Postgres died of it).
 	env -u CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS -u CRM_AUTOMATION_DATABASE_URL \
-	    -u CRM_AUTOMATION_CALDAV_URL $(BIN)/pytest -q -m reliability tests
+	    -u CRM_AUTOMATION_CALDAV_URL $(BIN)/pytest -q -m reliability \
+	    --basetemp=build/reliability-tmp tests
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
