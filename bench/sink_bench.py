@@ -172,10 +172,10 @@ def drop_database(server_url: str, url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def committed_messages(conn: psycopg.Connection) -> int:
+def committed_messages(conn: psycopg.Connection, group: str) -> int:
     row = conn.execute(
         "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = %s",
-        (postgres_process.GROUP,),
+        (group,),
     ).fetchone()
     return int(row[0]) if row else 0
 
@@ -253,14 +253,19 @@ def sink_rate(s: Settings, server_url: str, actions: list[Action]) -> dict[str, 
             # Warm-up: the sink joins its group and opens its connections before timing.
             warmup = records(s, mixed_actions(8, "warmup"))
             produce_all(s, warmup)
-            wait_until(lambda: committed_messages(watch) >= len(warmup), 60, "the warm-up")
+            group = s.group(postgres_process.GROUP)  # prefixed since 9782395
+            wait_until(
+                lambda: committed_messages(watch, group) >= len(warmup), 60, "the warm-up"
+            )
             before_rows = table_rows(watch)
 
             prepared = records(s, actions)
             produce_all(s, prepared)
             started = time.perf_counter()
             target = len(warmup) + len(prepared)
-            wait_until(lambda: committed_messages(watch) >= target, 600, "the last commit", 0.01)
+            wait_until(
+                lambda: committed_messages(watch, group) >= target, 600, "the last commit", 0.01
+            )
             elapsed = time.perf_counter() - started
             return {"rows": table_rows(watch) - before_rows, "seconds": elapsed}
     finally:
