@@ -238,6 +238,9 @@ def main() -> None:
     parser.add_argument("--timers", type=int)
     parser.add_argument("--burst", type=int, help="timers due at once (default: 10%%)")
     parser.add_argument("--batch", type=int, default=None, help="ingest batch size")
+    parser.add_argument(
+        "--fire-loops", type=int, default=1, help="fire loops sharing the table (SKIP LOCKED)"
+    )
     args = parser.parse_args()
     total = args.timers or (50_000 if args.quick else 1_000_000)
     burst = min(args.burst or total // 10, total - 1)
@@ -250,14 +253,16 @@ def main() -> None:
             admin.execute(f'CREATE DATABASE "{name}"')
         url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
         try:
-            result = run(settings, url, total, burst, size)
+            result = run(settings, url, total, burst, size, args.fire_loops)
         finally:
             with psycopg.connect(server_url, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     report(result, args)
 
 
-def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict[str, Any]:
+def run(
+    settings: Settings, url: str, total: int, burst: int, size: int, fire_loops: int = 1
+) -> dict[str, Any]:
     db.migrate(url)
     metrics = SchedulerMetrics.create(CollectorRegistry())
     clock = SystemClock()
@@ -297,6 +302,7 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
         "burst": burst,
         "ingest_batch": size,
         "publisher": "kafka" if kafka else "none (records dropped)",
+        "fire_loops": fire_loops,
     }
     rss_marks: list[float] = []
     far = total - burst
@@ -325,8 +331,25 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
     )
     out["pending_before_burst"] = sizes[3]
     stop = threading.Event()
-    runner = threading.Thread(target=fire.run, args=(stop,))
-    runner.start()
+    # More loops, as more scheduler processes would run: each its own connection and
+    # producer, claiming with SKIP LOCKED.
+    fires = [fire] + [
+        FireLoop(
+            connect,
+            KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
+            if kafka
+            else publisher,
+            clock,
+            metrics,
+            actions_topic=f"{prefix}{topics.ACTIONS}",
+            executions_topic=f"{prefix}{topics.EXECUTIONS}",
+            batch_size=1000,
+        )
+        for _ in range(fire_loops - 1)
+    ]
+    runners = [threading.Thread(target=f.run, args=(stop,)) for f in fires]
+    for runner in runners:
+        runner.start()
     with connect() as conn:
         while True:
             row = conn.execute("SELECT count(*) FROM timers WHERE status = 'fired'").fetchone()
@@ -334,8 +357,9 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
                 break
             time.sleep(0.2)
         stop.set()
-        fire.interrupt()
-        runner.join()
+        for f, runner in zip(fires, runners, strict=True):
+            f.interrupt()
+            runner.join()
         stats = conn.execute(
             "SELECT extract(epoch FROM max(fired_at) - %s),"
             " percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP"
@@ -350,7 +374,8 @@ def run(settings: Settings, url: str, total: int, burst: int, size: int) -> dict
     print("bare SQL claim/mark/commit loop ...", flush=True)
     out["bare_fire_rate"] = bare_fire_rate(url, burst, due)
     out["fire_vs_bare"] = out["fire_rate"] / out["bare_fire_rate"]
-    fire.close()
+    for f in fires:
+        f.close()
     ingest.close()
     if kafka:
         publisher.close()
