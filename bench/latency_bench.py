@@ -236,15 +236,20 @@ def measure(
         stop_polling.set()
         poller.join()
     engine_ms = engine_latencies(s, warm + total)[-total:]
-    measured = sorted(seen.items())[-total:] if len(seen) >= warm + total else []
+    # Not sustained: the copies that arrived within 120 s after the last send are measured
+    # and the shortfall is reported (their latencies then understate the backlog).
+    arrived = max(0, len(seen) - warm)
+    measured = sorted(seen.items())[warm:]
     if not measured:
-        raise RuntimeError(f"only {len(seen) - warm} of {total} copies arrived")
+        raise RuntimeError(f"none of {total} copies arrived")
     lat = [v[0] for _k, v in measured]
     created = [v[1] for _k, v in measured]
     return {
         "rate_target": rate,
         "rate_achieved": total / sent_seconds,
         "events": total,
+        "arrived": arrived,
+        "complete": arrived >= total,
         "p50_ms": percentile(lat, 50) * 1000,
         "p95_ms": percentile(lat, 95) * 1000,
         "p99_ms": percentile(lat, 99) * 1000,
@@ -304,7 +309,8 @@ def main() -> None:
                 f"  p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms"
                 f"  (of which engine p50 {r['engine_p50_ms'] or 0:.0f} ms)"
                 f"  (CPU of one core: engine {r['engine_cpu_share']:.0%},"
-                f" sink {r['sink_cpu_share']:.0%})",
+                f" sink {r['sink_cpu_share']:.0%})"
+                + ("" if r["complete"] else f"  NOT SUSTAINED: {r['arrived']} of {r['events']}"),
                 flush=True,
             )
     report(result, args)
