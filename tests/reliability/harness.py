@@ -386,6 +386,25 @@ class Pipeline:
             return {}
         return found
 
+    def calendar_log(self, action_ids: list[str]) -> list[dict[str, Any]]:
+        """What the calendar sink's log says of these actions, and what Radicale has."""
+        assert self.settings.database_url is not None
+        with psycopg.connect(self.settings.database_url.get_secret_value()) as conn:
+            rows = conn.execute(
+                "SELECT action_id, href, principal, created_at FROM calendar_events"
+                " WHERE action_id = ANY(%s)",
+                (action_ids,),
+            ).fetchall()
+        out = []
+        with CalDAVClient(self.caldav_url, timeout=30) as client:
+            for action_id, href, principal, at in rows:
+                stored = client.get(CalendarRef.of_user(principal), href)
+                out.append(
+                    {"action_id": action_id, "href": href, "logged_at": at.isoformat(),
+                     "in_radicale": stored is not None}
+                )  # fmt: skip
+        return out
+
     def calendar_action_ids(self, users: Iterable[str]) -> list[str]:
         """The action id of every event resource in the users' calendars (Radicale)."""
         ids: list[str] = []
@@ -525,7 +544,11 @@ class Pipeline:
                 )  # fmt: skip
                 kind = f"{where}/{expected[action_id].table}/{stage}"
                 by_kind[kind] = by_kind.get(kind, 0) + 1
-        detail = {"lost_by": by_kind, "sample": sorted(lost_rows + lost_calendar)[:5]}
+        detail: dict[str, Any] = {
+            "lost_by": by_kind,
+            "sample": sorted(lost_rows + lost_calendar)[:5],
+            "calendar_log": self.calendar_log(lost_calendar),
+        }
         (self.tmp_path / "lost.json").write_text(
             json.dumps({"rows": lost_rows, "calendar": lost_calendar, **detail})
         )
