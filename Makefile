@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-reliability lint stack-up stack-down clean \
+.PHONY: install tools run test test-unit test-integration test-reliability lint stack-up stack-down clean \
 	bench bench-quick bench-check
 
 install: $(STAMP)
@@ -22,7 +22,7 @@ run: install
 	$(BIN)/crm-automation run --demo
 
 ## Everything CI runs: lint, types, unit and integration tests on the real local stack.
-test: install lint
+test: install lint tools
 	$(BIN)/pytest -q -m "not reliability" tests
 
 ## Fault-injection scenarios (restarts of Postgres, Kafka, processors under load), on a
@@ -39,6 +39,10 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/pytest -q -m integration tests
+
+## Tools the tests need beyond Python: promtool (Debian's prometheus package) for the alert rules.
+tools:
+	scripts/ensure-promtool
 
 lint: install
 	$(BIN)/ruff check .
