@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,57 +29,82 @@ def own(stack: Any, service: str) -> Any:
     return server
 
 
+def assert_outage_loses_nothing(
+    pipeline: Pipeline,
+    run_id: str,
+    *,
+    after: float,
+    stop: Callable[[], None],
+    down: float,
+    start: Callable[[], None],
+    fault: str,
+    scenario: str,
+) -> None:
+    """Under steady load: `stop` a service `after` seconds, restart it `down` seconds later;
+    every expected action must land once, with nothing in the DLQ."""
+    load = Load(pipeline.settings, run_id, random.randrange(1 << 30)).start(RATE, SECONDS)
+    sleep_until(time.monotonic() + after)
+    started = time.time()
+    stop()
+    sleep_until(time.monotonic() + down)
+    start()
+    pipeline.faults.append(Fault(fault, started, time.time()))
+    load.wait()
+
+    row = pipeline.finish(scenario, load)
+
+    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
+
+
 def test_kafka_sigkilled_and_restarted_on_its_data_loses_and_duplicates_no_action(
     stack: Any, pipeline: Pipeline, run_id: str
 ) -> None:
     kafka = own(stack, "kafka")
-    load = Load(pipeline.settings, run_id, random.randrange(1 << 30)).start(RATE, SECONDS)
-    sleep_until(time.monotonic() + 15)
-    started = time.time()
-    os.kill(kafka.pid(), signal.SIGKILL)
-    wait_for(lambda: kafka.pid() is None, timeout=30, what="the broker gone")
-    kafka.stop()  # forget the dead process (pid file, reaped child)
-    sleep_until(time.monotonic() + 5)
-    kafka.start()
-    pipeline.faults.append(Fault("SIGKILL kafka", started, time.time()))
-    load.wait()
 
-    row = pipeline.finish("Kafka broker SIGKILL + restart", load)
+    def kill() -> None:
+        os.kill(kafka.pid(), signal.SIGKILL)
+        wait_for(lambda: kafka.pid() is None, timeout=30, what="the broker gone")
+        kafka.stop()  # forget the dead process (pid file, reaped child)
 
-    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
+    assert_outage_loses_nothing(
+        pipeline,
+        run_id,
+        after=15,
+        stop=kill,
+        down=5,
+        start=kafka.start,
+        fault="SIGKILL kafka",
+        scenario="Kafka broker SIGKILL + restart",
+    )
 
 
 def test_postgres_stopped_in_immediate_mode_and_restarted_loses_and_duplicates_no_action(
     stack: Any, pipeline: Pipeline, run_id: str
 ) -> None:
     postgres = own(stack, "postgres")
-    load = Load(pipeline.settings, run_id, random.randrange(1 << 30)).start(RATE, SECONDS)
-    sleep_until(time.monotonic() + 15)
-    started = time.time()
-    postgres.stop(mode="immediate")
-    sleep_until(time.monotonic() + 10)
-    postgres.start()
-    pipeline.faults.append(Fault("Postgres stop -m immediate", started, time.time()))
-    load.wait()
-
-    row = pipeline.finish("Postgres immediate stop 10 s + restart", load)
-
-    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
+    assert_outage_loses_nothing(
+        pipeline,
+        run_id,
+        after=15,
+        stop=lambda: postgres.stop(mode="immediate"),
+        down=10,
+        start=postgres.start,
+        fault="Postgres stop -m immediate",
+        scenario="Postgres immediate stop 10 s + restart",
+    )
 
 
 def test_radicale_down_for_thirty_seconds_loses_and_duplicates_no_calendar_event(
     stack: Any, pipeline: Pipeline, run_id: str
 ) -> None:
     caldav = own(stack, "caldav")
-    load = Load(pipeline.settings, run_id, random.randrange(1 << 30)).start(RATE, SECONDS)
-    sleep_until(time.monotonic() + 5)
-    started = time.time()
-    caldav.stop()
-    sleep_until(time.monotonic() + 30)
-    caldav.start()
-    pipeline.faults.append(Fault("Radicale down 30 s", started, time.time()))
-    load.wait()
-
-    row = pipeline.finish("Radicale down 30 s", load)
-
-    assert (row.lost, row.duplicates, row.dlq) == (0, 0, 0), row.notes
+    assert_outage_loses_nothing(
+        pipeline,
+        run_id,
+        after=5,
+        stop=caldav.stop,
+        down=30,
+        start=caldav.start,
+        fault="Radicale down 30 s",
+        scenario="Radicale down 30 s",
+    )
