@@ -75,7 +75,7 @@ def run(
     clock = clock or SystemClock()
     writer = writer or build_writer(settings, clock)
     consumer = Consumer(kafka_clients.consumer_config(settings, group))
-    consumer.subscribe([settings.topic(topics.ACTIONS)])
+    consumer.subscribe([settings.topic(topics.ACTIONS)], on_assign=_assign_unpaused)
     producer = Producer(kafka_clients.producer_config(settings))
     logger.info("calendar sink started group=%s", group)
     try:
@@ -116,6 +116,18 @@ def run(
         consumer.close()
         producer.flush(10)
         writer.close()
+
+
+def _assign_unpaused(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """Take the assignment with every partition resumed.
+
+    librdkafka keeps a partition's pause flag across a rebalance: a partition paused during
+    an outage retry, revoked, then assigned back was never fetched again (its actions
+    stayed unwritten; found by the reliability suite's stall scenario). If a retry is still
+    running, `_idle` pauses whatever arrives again.
+    """
+    consumer.assign(partitions)
+    consumer.resume(partitions)
 
 
 def _write_with_retry(
