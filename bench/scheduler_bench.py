@@ -38,6 +38,7 @@ from automation_core.model import (
 from crm_automation import codec, db, kafka_clients, topics
 from crm_automation.clock import SystemClock
 from crm_automation.settings import Settings
+from processors import timer_store
 from processors.fire import FireLoop
 from processors.ingest import IngestLoop
 from processors.metrics import SchedulerMetrics
@@ -176,23 +177,10 @@ def copy_rate(url: str, count: int, size: int, tag: str) -> float:
                 conn.transaction(),
                 conn.cursor() as cur,
                 cur.copy(
-                    "COPY timers_copy (timer_id, item_key, stage_entry_id, rule_id, rule_version,"
-                    " event_id, issued_at, due_at, action) FROM STDIN (FORMAT BINARY)"
+                    f"COPY timers_copy {timer_store.COPY_COLUMNS} FROM STDIN (FORMAT BINARY)"
                 ) as copy,
             ):
-                copy.set_types(
-                    [
-                        "text",
-                        "text",
-                        "text",
-                        "text",
-                        "text",
-                        "text",
-                        "timestamptz",
-                        "timestamptz",
-                        "bytea",
-                    ]
-                )
+                copy.set_types(timer_store.COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
             elapsed += time.perf_counter() - started

@@ -86,11 +86,13 @@ CREATE TEMP TABLE IF NOT EXISTS timer_staging (
     event_id text, issued_at timestamptz, due_at timestamptz, action bytea
 ) ON COMMIT DELETE ROWS
 """
-_COPY_STAGING = (
-    "COPY timer_staging (timer_id, item_key, stage_entry_id, rule_id, rule_version, event_id,"
-    " issued_at, due_at, action) FROM STDIN (FORMAT BINARY)"
+# A timer row as COPY writes it (binary): columns and their types, in order.
+COPY_COLUMNS = (
+    "(timer_id, item_key, stage_entry_id, rule_id, rule_version, event_id, issued_at, due_at,"
+    " action)"
 )
-_COPY_TYPES = (
+_COPY_STAGING = f"COPY timer_staging {COPY_COLUMNS} FROM STDIN (FORMAT BINARY)"
+COPY_TYPES = (
     "text",
     "text",
     "text",
@@ -204,7 +206,7 @@ def ingest(
     if schedules:
         cur.execute(_STAGING)
         with cur.copy(_COPY_STAGING) as copy:
-            copy.set_types(_COPY_TYPES)
+            copy.set_types(COPY_TYPES)
             for s in schedules:
                 copy.write_row(
                     (
