@@ -147,21 +147,29 @@ def build_engine(
     async def process(stream: Any) -> None:
         async for batch in stream.take_events(settings.batch_size, within=0.005):
             started = time.perf_counter()
+            # The batch's new states, written to the table only once its outputs are
+            # confirmed: a state that reached the changelog before the actions it
+            # promises would make a restarted engine drop those events as already seen.
+            new_states: dict[bytes, tuple[Any, bytes]] = {}
             for event in batch:
                 message = event.message
-                with _as_current_event(event):
-                    handled = handler.handle(
-                        message.key,
-                        message.value,
-                        state_from_bytes(state.get(message.key)),
-                        Source(message.topic, message.partition, message.offset),
-                    )
-                    if handled.new_state is not None:
-                        state[message.key] = state_to_bytes(handled.new_state)
+                pending = new_states.get(message.key)
+                handled = handler.handle(
+                    message.key,
+                    message.value,
+                    state_from_bytes(pending[1] if pending else state.get(message.key)),
+                    Source(message.topic, message.partition, message.offset),
+                )
+                if handled.new_state is not None:
+                    new_states[message.key] = (event, state_to_bytes(handled.new_state))
                 for record in handled.out:
                     out.send(record)
-            # Confirmed before this iteration ends, i.e. before Faust acks the batch.
+            # Confirmed before this iteration ends, i.e. before Faust acks the batch;
+            # Faust flushes the changelog before it commits the batch's offsets.
             await out.confirm()
+            for key, (event, new_state) in new_states.items():
+                with _as_current_event(event):
+                    state[key] = new_state
             metrics.batch_seconds.observe(time.perf_counter() - started)
 
     return app
