@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from pydantic import SecretStr
 
 from crm_automation import db, kafka_clients, topics
@@ -98,6 +98,19 @@ def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
     yield s
     with psycopg.connect(stack.database_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def set_max_message_bytes(s: Settings, topic: str, value: int) -> None:
+    """The broker refuses records over `value` bytes on `topic` (1,048,588: its default)."""
+    admin = AdminClient(kafka_clients.admin_config(s))
+    entry = ConfigEntry(
+        "max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET
+    )
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC, s.topic(topic), incremental_configs=[entry]
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:

@@ -14,14 +14,19 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from automation_core.model import Action
 from crm_automation import codec, kafka_clients, topics
 from crm_automation.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
 from crm_automation.settings import Settings
 from tests.helpers import wait_for
-from tests.integration.support import TopicReader, run_cli, start_cli, stop_process
+from tests.integration.support import (
+    TopicReader,
+    run_cli,
+    set_max_message_bytes,
+    start_cli,
+    stop_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -200,18 +205,6 @@ def test_a_poison_message_goes_to_the_dlq_with_its_reason_and_the_next_event_is_
     assert headers[HEADER_REASON] == b"truncated"
     assert headers[HEADER_TOPIC] == pipeline.topic(topics.STAGE_CHANGES).encode()
     assert headers[HEADER_OFFSET] == b"0"
-
-
-def set_max_message_bytes(s: Settings, topic: str, value: int) -> None:
-    admin = AdminClient(kafka_clients.admin_config(s))
-    entry = ConfigEntry(
-        "max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET
-    )
-    resource = ConfigResource(
-        ConfigResource.Type.TOPIC, s.topic(topic), incremental_configs=[entry]
-    )
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(timeout=30)
 
 
 def events_counted(s: Settings) -> float:

@@ -23,7 +23,7 @@ from crm_automation.settings import Settings
 from sinks import postgres_process
 from sinks.metrics import SinkMetrics
 from tests.helpers import wait_for
-from tests.integration.support import TopicReader, start_cli, stop_process
+from tests.integration.support import TopicReader, set_max_message_bytes, start_cli, stop_process
 from tests.integration.test_scheduler_timers import schedule
 
 pytestmark = pytest.mark.integration
@@ -144,3 +144,48 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
     assert min(sent.values()) >= 1  # at least once on the topic (here: twice)
     assert leads == {a: 1 for a in sent}  # exactly once in Postgres
     assert fired == (n,)
+
+
+def fire_retries(s: Settings) -> float:
+    """The fire loop's retries so far (0 while the metrics endpoint is not up yet)."""
+    try:
+        text = scrape(s)
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith('crm_automation_scheduler_retries_total{loop="fire"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_timer_whose_action_the_broker_refuses_stays_pending_until_it_is_delivered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A timer is marked fired only in the transaction that commits after its action was
+    # acknowledged: a refusal rolls the batch back, however often it is retried.
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
+    set_max_message_bytes(settings, topics.ACTIONS, 64)
+    reader = TopicReader(settings, topics.ACTIONS)
+    scheduler = start_scheduler(settings, tmp_path)
+    try:
+        now = now_ms()
+        command = schedule("a-refused", issued_at=now, due_at=now + timedelta(seconds=1))
+        send_timers(settings, command)
+        wait_for(lambda: fire_retries(settings) >= 2, timeout=60, what="two refused fire batches")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT status, fired_at FROM timers").fetchall() == [
+                ("pending", None)
+            ]
+
+        set_max_message_bytes(settings, topics.ACTIONS, 1_048_588)
+        [(_, message)] = reader.until(1, timeout=60)
+        assert codec.decode_as(message.value(), Action) == command.action
+        wait_for(lambda: _statuses(url) == {"fired": 1}, timeout=30, what="the timer marked fired")
+    finally:
+        reader.close()
+        assert stop_process(scheduler) == 0
+
+
+def _statuses(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM timers GROUP BY status").fetchall())
