@@ -30,6 +30,7 @@ test: install lint tools
 test-reliability: install
 ## Its own --basetemp: pytest deletes all but the 3 newest default temp dirs, and other
 ## sessions on the machine would delete the running stack's data (Postgres died of it).
+	mkdir -p build
 	env -u CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS -u CRM_AUTOMATION_DATABASE_URL \
 	    -u CRM_AUTOMATION_CALDAV_URL $(BIN)/pytest -q -m reliability \
 	    --basetemp=build/reliability-tmp tests
