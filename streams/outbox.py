@@ -12,6 +12,8 @@ from crm_automation.kafka_clients import Outgoing
 logger = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 10.0
+_FLUSH_SECONDS = 5.0
+"""How long one flush waits before the engine logs that the batch is still unconfirmed."""
 
 
 class ConfirmingProducer:
@@ -50,11 +52,16 @@ class ConfirmingProducer:
     async def confirm(self) -> None:
         """Wait until every message sent since the last confirm is acknowledged."""
         backoff = 0.1
+        waited = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            remaining = await loop.run_in_executor(None, self._producer.flush, 30.0)
+            remaining = await loop.run_in_executor(None, self._producer.flush, _FLUSH_SECONDS)
             if remaining == 0 and not self._failed:
                 return
+            if remaining:
+                # The agent, and with it every partition of this engine, waits here.
+                waited += _FLUSH_SECONDS
+                logger.warning("delivery unconfirmed messages=%d waited_s=%.0f", remaining, waited)
             failed, self._failed = self._failed, []
             for out, error in failed:
                 logger.warning(
