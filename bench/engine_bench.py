@@ -51,6 +51,7 @@ from crm_automation.stack.processes import free_port
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (  # noqa: E402
     CLI,
+    PY_SPY,
     RESULTS,
     stack_env,
     stack_settings,
@@ -252,6 +253,20 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def record_stall(pid: int, port: int, home: Path) -> None:
+    """What a stalled engine was doing: every thread's stack (py-spy dump) and its metrics
+    (consumer lag per topic among them), next to its log."""
+    with open(home / "stall-stacks.txt", "wb") as out:
+        subprocess.run(  # noqa: S603
+            [PY_SPY, "dump", "--pid", str(pid)], stdout=out, stderr=out, timeout=60, check=False
+        )
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+            (home / "stall-metrics.txt").write_bytes(r.read())
+    except OSError as exc:
+        (home / "stall-metrics.txt").write_text(f"scrape failed: {exc}\n")
+
+
 def engine_run(
     s: Settings,
     expected: int,
@@ -297,6 +312,8 @@ def engine_run(
             if done > progress[1]:
                 progress = (now, done)
             elif done > 0 and now - progress[0] > STALL_SECONDS:
+                for w, (process, port) in enumerate(processes):
+                    record_stall(process.pid, port, work / f"worker-{w}")
                 raise RuntimeError(
                     f"engine stalled at {done:.0f} of {expected} events for {STALL_SECONDS} s"
                     f"; see {work}"
@@ -421,10 +438,13 @@ def main() -> None:
                 # Reported, not hidden: one retry on a fresh prefix, then the error stands.
                 print(f"  {exc}; retrying once on a fresh prefix", flush=True)
                 result.setdefault("failed_runs", []).append({"rules": n, "error": str(exc)})
-                kept = RESULTS / f"engine-failed-{n}-rules.log"
                 RESULTS.mkdir(exist_ok=True)
-                shutil.copy(Path(tmp) / f"engine-{n}" / "worker-0" / "engine.log", kept)
-                print(f"  engine log kept in {kept}", flush=True)
+                failed = Path(tmp) / f"engine-{n}" / "worker-0"
+                for name in ("engine.log", "stall-stacks.txt", "stall-metrics.txt"):
+                    if (failed / name).exists():
+                        kept = RESULTS / f"engine-failed-{n}-rules-{name}"
+                        shutil.copy(failed / name, kept)
+                        print(f"  kept {kept}", flush=True)
                 s = prepared(base, n, events)
                 runs[n] = engine_run(s, n_events, Path(tmp) / f"engine-{n}-retry", 900, profile)
             print(f"  {runs[n]['events_per_s']:,.0f} events/s", flush=True)
