@@ -234,10 +234,16 @@ def engine_env(s: Settings, home: Path) -> dict[str, str]:
     }
 
 
+def metrics_text(port: int, timeout: float = 2) -> str:
+    """The engine's /metrics exposition."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        return str(response.read().decode())
+
+
 def scrape(port: int) -> dict[str, float]:
     """Sums of the engine counters we report, from its /metrics endpoint."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:  # noqa: S310
-        text = response.read().decode()
+    text = metrics_text(port)
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -261,8 +267,7 @@ def record_stall(pid: int, port: int, home: Path) -> None:
             [PY_SPY, "dump", "--pid", str(pid)], stdout=out, stderr=out, timeout=60, check=False
         )
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-            (home / "stall-metrics.txt").write_bytes(r.read())
+        (home / "stall-metrics.txt").write_text(metrics_text(port, timeout=5))
     except OSError as exc:
         (home / "stall-metrics.txt").write_text(f"scrape failed: {exc}\n")
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from crm_automation import db, kafka_clients, topics
@@ -98,6 +100,24 @@ def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
     yield s
     with psycopg.connect(stack.database_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def metric_sum(port: int, name: str, **labels: str) -> float:
+    """The sum of a process's `name` samples whose labels include `labels`, from its
+    /metrics endpoint (0 while the endpoint is not up yet)."""
+    try:
+        with urllib.request.urlopen(  # noqa: S310 (local http)
+            f"http://127.0.0.1:{port}/metrics", timeout=5
+        ) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def set_max_message_bytes(s: Settings, topic: str, value: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +18,11 @@ from automation_core.model import Action
 from crm_automation import codec, kafka_clients, topics
 from crm_automation.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
 from crm_automation.settings import Settings
+from streams.app import APP_ID
 from tests.helpers import wait_for
 from tests.integration.support import (
     TopicReader,
+    metric_sum,
     run_cli,
     set_max_message_bytes,
     start_cli,
@@ -207,22 +208,6 @@ def test_a_poison_message_goes_to_the_dlq_with_its_reason_and_the_next_event_is_
     assert headers[HEADER_OFFSET] == b"0"
 
 
-def events_counted(s: Settings) -> float:
-    """The engine's crm_automation_events_total, summed over outcomes (0 while starting)."""
-    try:
-        with urllib.request.urlopen(  # noqa: S310 (local http)
-            f"http://127.0.0.1:{s.engine_metrics_port}/metrics", timeout=5
-        ) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("crm_automation_events_total{")
-    )
-
-
 def test_an_engine_killed_before_its_actions_are_delivered_emits_them_after_a_restart(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -233,11 +218,15 @@ def test_an_engine_killed_before_its_actions_are_delivered_emits_them_after_a_re
     rules = RULES.replace("SUFFIX", " (installation)")
     apply_rules(settings, tmp_path, rules)
     set_max_message_bytes(settings, topics.ACTIONS, 64)
-    changelog = TopicReader(settings, "crm-automation-engine-item-state-changelog")
+    changelog = TopicReader(settings, f"{APP_ID}-item-state-changelog")
     engine = start_cli(settings, tmp_path, "engine")
     try:
         produce(settings, tmp_path, event("evt-1", "4711"))
-        wait_for(lambda: events_counted(settings) >= 1, timeout=90, what="the event evaluated")
+        wait_for(
+            lambda: metric_sum(settings.engine_metrics_port, "crm_automation_events_total") >= 1,
+            timeout=90,
+            what="the event evaluated",
+        )
         with pytest.raises(AssertionError, match="0 of 1 messages"):
             changelog.until(1, timeout=3)  # Faust's producer flushes within milliseconds
     finally:

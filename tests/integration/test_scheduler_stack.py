@@ -23,7 +23,13 @@ from crm_automation.settings import Settings
 from sinks import postgres_process
 from sinks.metrics import SinkMetrics
 from tests.helpers import wait_for
-from tests.integration.support import TopicReader, set_max_message_bytes, start_cli, stop_process
+from tests.integration.support import (
+    TopicReader,
+    metric_sum,
+    set_max_message_bytes,
+    start_cli,
+    stop_process,
+)
 from tests.integration.test_scheduler_timers import schedule
 
 pytestmark = pytest.mark.integration
@@ -113,11 +119,7 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
         reader.until(n, timeout=30)  # confirmed on the topic; the commit is pending
     finally:
         stop_process(paused, signal.SIGKILL)
-    with psycopg.connect(url) as conn:
-        statuses = dict(
-            conn.execute("SELECT status, count(*) FROM timers GROUP BY status").fetchall()
-        )
-    assert statuses == {"pending": n + 1}
+    assert _statuses(url) == {"pending": n + 1}
 
     restarted = start_scheduler(settings, tmp_path)
     stop = threading.Event()
@@ -146,18 +148,6 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
     assert fired == (n,)
 
 
-def fire_retries(s: Settings) -> float:
-    """The fire loop's retries so far (0 while the metrics endpoint is not up yet)."""
-    try:
-        text = scrape(s)
-    except OSError:
-        return 0.0
-    for line in text.splitlines():
-        if line.startswith('crm_automation_scheduler_retries_total{loop="fire"}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_a_timer_whose_action_the_broker_refuses_stays_pending_until_it_is_delivered(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -171,7 +161,12 @@ def test_a_timer_whose_action_the_broker_refuses_stays_pending_until_it_is_deliv
         now = now_ms()
         command = schedule("a-refused", issued_at=now, due_at=now + timedelta(seconds=1))
         send_timers(settings, command)
-        wait_for(lambda: fire_retries(settings) >= 2, timeout=60, what="two refused fire batches")
+        retries = "crm_automation_scheduler_retries_total"
+        wait_for(
+            lambda: metric_sum(settings.scheduler_metrics_port, retries, loop="fire") >= 2,
+            timeout=60,
+            what="two refused fire batches",
+        )
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT status, fired_at FROM timers").fetchall() == [
                 ("pending", None)
