@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +32,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from automation_core.model import Action, Company, Contact, EntityType, Item, StageChanged
@@ -135,15 +137,18 @@ def run_rate(
         )
         rules_topic.execute(s, plan, datetime.now(UTC))
         env = stack_env(s)
+        ports: dict[str, int] = {}
         for name, command, port_var in (
             ("engine", [CLI, "engine"], "CRM_AUTOMATION_ENGINE_METRICS_PORT"),
             ("sink", [CLI, "sink", "postgres"], "CRM_AUTOMATION_SINK_POSTGRES_METRICS_PORT"),
         ):
             home = work / f"{name}-{rate}"
             home.mkdir(parents=True, exist_ok=True)
-            child_env = {**env, "CRM_AUTOMATION_HOME": str(home), port_var: str(free_port())}
+            ports[name] = free_port()
+            child_env = {**env, "CRM_AUTOMATION_HOME": str(home), port_var: str(ports[name])}
             processes.append(start(command, child_env, home, name))
-        return measure(s, url, rate, seconds, run, processes, profile)
+        result = measure(s, url, rate, seconds, run, processes, profile)
+        return {**result, **engine_batches(ports["engine"])}
     finally:
         for process in processes:
             stop(process)
@@ -265,6 +270,26 @@ def measure(
     }
 
 
+def engine_batches(port: int) -> dict[str, float]:
+    """The engine's batching over the whole run (warm-up included), from its metrics: every
+    event it evaluated (the copies re-enter as events of `deals-01`) and its batches."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+        text = r.read().decode()
+    values = {"crm_automation_events_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    events = values["crm_automation_events_total"]
+    batches = values.get("crm_automation_engine_batch_duration_seconds_count", 0.0)
+    busy = values.get("crm_automation_engine_batch_duration_seconds_sum", 0.0)
+    return {
+        "engine_events": events,
+        "engine_batches": batches,
+        "engine_events_per_batch": events / batches if batches else 0.0,
+        "engine_batch_ms_per_event": busy * 1000 / events if events else 0.0,
+    }
+
+
 def engine_latencies(s: Settings, expected: int) -> list[float]:
     """occurred_at -> the action's timestamp on the actions topic (ms), in topic order."""
     consumer = Consumer(
@@ -310,6 +335,9 @@ def main() -> None:
                 f"  (of which engine p50 {r['engine_p50_ms'] or 0:.0f} ms)"
                 f"  (CPU of one core: engine {r['engine_cpu_share']:.0%},"
                 f" sink {r['sink_cpu_share']:.0%})"
+                f"  (engine: {r['engine_events']:.0f} events in {r['engine_batches']:.0f}"
+                f" batches, {r['engine_events_per_batch']:.1f} per batch,"
+                f" {r['engine_batch_ms_per_event']:.2f} ms in batches per event)"
                 + ("" if r["complete"] else f"  NOT SUSTAINED: {r['arrived']} of {r['events']}"),
                 flush=True,
             )
