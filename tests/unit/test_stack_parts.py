@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,27 @@ def test_ports_are_remembered_per_component_and_distinct(tmp_path: Path) -> None
     assert kafka != controller
     again = PortBook(tmp_path / "ports.json")
     assert (again.port("kafka"), again.port("kafka_controller")) == (kafka, controller)
+
+
+def test_ports_picked_in_parallel_by_several_books_are_all_remembered(tmp_path: Path) -> None:
+    # The stack starts Kafka, Postgres and Radicale in parallel threads, and processes may
+    # share a home: no pick may overwrite another's or read a half-written file.
+    path = tmp_path / "stack" / "ports.json"
+    names = [f"server-{i}" for i in range(40)]
+    start = threading.Barrier(8)
+
+    def pick(worker: int) -> dict[str, int]:
+        book = PortBook(path)
+        start.wait()
+        return {name: book.port(name) for name in names[worker::8]}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        picked = {k: v for part in pool.map(pick, range(8)) for k, v in part.items()}
+    assert json.loads(path.read_text()) == picked
+    assert len(set(picked.values())) == len(names)
+    assert [p.name for p in path.parent.iterdir() if p.name != "ports.json.lock"] == [
+        "ports.json"
+    ]
 
 
 def test_a_configured_port_wins_and_is_not_recorded(tmp_path: Path) -> None:
