@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -39,7 +43,14 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 class PortBook:
-    """Ports picked on a component's first start, kept in a JSON file so restarts reuse them."""
+    """Ports picked on a component's first start, kept in a JSON file so restarts reuse them.
+
+    The stack starts its servers in parallel threads, and several CLI processes may share a
+    home: every read-modify-write of the file holds an exclusive lock (a thread lock and an
+    `flock` on a lock file beside it), so no pick overwrites another's.
+    """
+
+    _thread_lock = threading.Lock()
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -48,17 +59,28 @@ class PortBook:
         """The configured port, else the remembered one, else a new free one (remembered)."""
         if configured:
             return configured
-        ports = self._read()
-        if name not in ports:
-            port = free_port()
-            while port in ports.values():  # two quick picks may coincide
+        with self._locked():
+            ports = self._read()
+            if name not in ports:
                 port = free_port()
-            ports[name] = port
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(ports, indent=2, sort_keys=True))
-            tmp.replace(self.path)
-        return ports[name]
+                while port in ports.values():  # two quick picks may coincide
+                    port = free_port()
+                ports[name] = port
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+                with os.fdopen(fd, "w") as out:
+                    out.write(json.dumps(ports, indent=2, sort_keys=True))
+                os.replace(tmp, self.path)
+            return ports[name]
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._thread_lock, open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _read(self) -> dict[str, int]:
         if not self.path.exists():

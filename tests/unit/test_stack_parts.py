@@ -55,9 +55,7 @@ def test_ports_picked_in_parallel_by_several_books_are_all_remembered(tmp_path: 
         picked = {k: v for part in pool.map(pick, range(8)) for k, v in part.items()}
     assert json.loads(path.read_text()) == picked
     assert len(set(picked.values())) == len(names)
-    assert [p.name for p in path.parent.iterdir() if p.name != "ports.json.lock"] == [
-        "ports.json"
-    ]
+    assert [p.name for p in path.parent.iterdir() if p.name != "ports.json.lock"] == ["ports.json"]
 
 
 def test_a_configured_port_wins_and_is_not_recorded(tmp_path: Path) -> None:
