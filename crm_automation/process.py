@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,13 +121,37 @@ def serve(
     if not port:
         return None
     handler = type("Handler", (_Handler,), {"registry": registry, "readiness": readiness})
-    server = ThreadingHTTPServer((settings.metrics_host, port), handler)
+    inherited = settings.metrics_sockets.get(port)
+    if inherited is None:
+        server = ThreadingHTTPServer((settings.metrics_host, port), handler)
+    else:
+        server = _serve_inherited(inherited, port, handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
     logger.info(
         "metrics on http://%s:%s/metrics (also /healthz, /readyz)", settings.metrics_host, port
     )
+    return server
+
+
+def _serve_inherited(fd: int, port: int, handler: type[_Handler]) -> ThreadingHTTPServer:
+    """A server on a socket the parent bound to `port` and handed over as `fd`."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise RuntimeError(
+            f"metrics_sockets names fd {fd} for port {port}, but it is not an open socket "
+            f"({exc.strerror}): start the process with that descriptor inherited"
+        ) from None
+    if sock.getsockname()[1] != port:
+        sock.detach()  # someone else's socket: leave it open
+        raise RuntimeError(f"metrics_sockets names fd {fd} for port {port}: not bound to it")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    server.server_address = sock.getsockname()
+    server.server_activate()
     return server
 
 

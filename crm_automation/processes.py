@@ -42,6 +42,12 @@ def child_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def handed_over(settings: Settings, port: int) -> tuple[int, ...]:
+    """The endpoint socket this process was handed for `port`, to hand on to its child."""
+    fd = settings.metrics_sockets.get(port)
+    return () if fd is None else (fd,)
+
+
 class Supervisor:
     """Starts each processor with its log under home/logs; stops them all with SIGTERM."""
 
@@ -61,6 +67,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches run, which stops children in order
+                pass_fds=handed_over(self._settings, processor.metrics_port),
             )
         logger.debug(
             "started processor=%s pid=%s", processor.name, self.running[processor.name].pid

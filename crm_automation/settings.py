@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     sink_postgres_metrics_port: int = 9402
     scheduler_metrics_port: int = 9403
     sink_calendar_metrics_port: int = 9404
+    metrics_sockets: dict[int, int] = {}
+    """Endpoint ports already bound by the parent process: port -> inherited file
+    descriptor (JSON, e.g. `{"9401": 3}`). A processor whose port is listed serves on that
+    socket instead of binding the port again, so a supervisor (or a test) can reserve a
+    port once and hand it over without another process taking it in between."""
     batch_size: int = 500
     scheduler_poll_seconds: float = 1.0
     """Longest sleep of the fire loop; it wakes earlier for the next due or a new timer."""

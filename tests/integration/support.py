@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -28,8 +29,13 @@ CLI = str(Path(sys.executable).with_name("crm-automation"))
 
 
 def cli_env(s: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment a `crm-automation` process needs to use exactly these settings."""
-    return {
+    """The environment a `crm-automation` process needs to use exactly these settings.
+
+    Endpoint ports from `reserve_port` are handed over as sockets (pass `inherited_fds`
+    of this environment to Popen): the test session holds them bound, so no other
+    process can take them between the pick and the processor's start.
+    """
+    env = {
         **os.environ,
         "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers or "",
         "CRM_AUTOMATION_DATABASE_URL": s.database_url.get_secret_value() if s.database_url else "",
@@ -43,14 +49,17 @@ def cli_env(s: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
         "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(s.scheduler_metrics_port),
         **extra,
     }
+    env["CRM_AUTOMATION_METRICS_SOCKETS"] = json.dumps(_handed_over(env))
+    return env
 
 
 def start_cli(s: Settings, tmp_path: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
     """Start `crm-automation ARGS` in the background, its output in a log under tmp_path."""
     log = open(tmp_path / f"{'-'.join(args)}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
+    env = cli_env(s, tmp_path, **extra)
     try:
         return subprocess.Popen(
-            [CLI, *args], env=cli_env(s, tmp_path, **extra), stdout=log, stderr=log
+            [CLI, *args], env=env, stdout=log, stderr=log, pass_fds=inherited_fds(env)
         )
     finally:
         log.close()
@@ -70,10 +79,31 @@ def run_cli(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_RESERVED: dict[int, socket.socket] = {}
+"""Ports this test session holds bound for processors' endpoints, by port."""
+
+
+def reserve_port() -> int:
+    """A port on 127.0.0.1 bound by this session until it ends, for a processor's endpoint.
+
+    A processor started with `start_cli` (or `cli_env`'s `inherited_fds`) serves on the
+    bound socket itself; nobody else can take the port, not even between two restarts.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    _RESERVED[port] = sock
+    return port
+
+
+def _handed_over(env: dict[str, str]) -> dict[int, int]:
+    ports = (int(v) for k, v in env.items() if k.endswith("_METRICS_PORT") and v.isdigit())
+    return {port: _RESERVED[port].fileno() for port in ports if port in _RESERVED}
+
+
+def inherited_fds(env: dict[str, str]) -> tuple[int, ...]:
+    """The file descriptors a process started with `env` must inherit."""
+    return tuple(json.loads(env.get("CRM_AUTOMATION_METRICS_SOCKETS", "{}")).values())
 
 
 @pytest.fixture
@@ -90,10 +120,10 @@ def settings(stack: Any, tmp_path: Path) -> Iterator[Settings]:
             "partitions": 3,
             "database_url": SecretStr(url),
             "home": tmp_path,
-            "scheduler_metrics_port": free_port(),
-            "engine_metrics_port": free_port(),
-            "sink_postgres_metrics_port": free_port(),
-            "sink_calendar_metrics_port": free_port(),
+            "scheduler_metrics_port": reserve_port(),
+            "engine_metrics_port": reserve_port(),
+            "sink_postgres_metrics_port": reserve_port(),
+            "sink_calendar_metrics_port": reserve_port(),
         }
     )
     topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)

@@ -24,9 +24,9 @@ from pydantic import SecretStr
 from crm_automation import db
 from crm_automation.settings import Settings
 from crm_automation.stack.kafka import KafkaBroker
-from crm_automation.stack.processes import PortBook
+from crm_automation.stack.processes import PortBook, free_port
 from tests.helpers import wait_for
-from tests.integration.support import CLI, cli_env, free_port, stop_process
+from tests.integration.support import CLI, cli_env, inherited_fds, reserve_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -110,10 +110,10 @@ def secure_settings(stack: Any, secure_kafka: SecureKafka, tmp_path: Path) -> It
             "partitions": 2,
             "database_url": SecretStr(url),
             "home": tmp_path,
-            "engine_metrics_port": free_port(),
-            "sink_postgres_metrics_port": free_port(),
-            "scheduler_metrics_port": free_port(),
-            "sink_calendar_metrics_port": free_port(),
+            "engine_metrics_port": reserve_port(),
+            "sink_postgres_metrics_port": reserve_port(),
+            "scheduler_metrics_port": reserve_port(),
+            "sink_calendar_metrics_port": reserve_port(),
         }
     )
     with psycopg.connect(stack.database_url, autocommit=True) as admin:
@@ -138,6 +138,7 @@ def cli(
     return subprocess.run(  # noqa: S603 - our own CLI
         [CLI, *args],
         env=cli_env(s, tmp_path, **env),
+        pass_fds=inherited_fds(cli_env(s, tmp_path, **env)),
         input=stdin,
         capture_output=True,
         text=True,
@@ -149,8 +150,9 @@ def cli(
 def start(s: Settings, tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     log = open(tmp_path / f"{'-'.join(args)}.log", "wb")  # noqa: SIM115
     try:
+        full_env = cli_env(s, tmp_path, **env)
         return subprocess.Popen(  # noqa: S603 - our own CLI
-            [CLI, *args], env=cli_env(s, tmp_path, **env), stdout=log, stderr=log
+            [CLI, *args], env=full_env, stdout=log, stderr=log, pass_fds=inherited_fds(full_env)
         )
     finally:
         log.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm_automation.settings import Settings
-from tests.integration.support import CLI, cli_env
+from tests.integration.support import CLI, cli_env, inherited_fds
 
 pytestmark = pytest.mark.integration
 
@@ -16,9 +16,11 @@ pytestmark = pytest.mark.integration
 def test_run_demo_shows_the_seed_examples_read_back_and_stops_cleanly(
     settings: Settings, tmp_path: Path
 ) -> None:
+    env = cli_env(settings, tmp_path)
     result = subprocess.run(
         [CLI, "run", "--demo", "--duration", "8"],
-        env=cli_env(settings, tmp_path),
+        env=env,
+        pass_fds=inherited_fds(env),
         capture_output=True,
         text=True,
         timeout=240,

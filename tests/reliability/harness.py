@@ -44,7 +44,7 @@ from automation_core.simulate import simulate
 from crm_automation import codec, kafka_clients, topics
 from crm_automation.settings import Settings
 from sinks.caldav_client import CalDAVClient, CalendarRef
-from tests.integration.support import free_port, run_cli, start_cli
+from tests.integration.support import reserve_port, run_cli, start_cli
 
 RULES = """
 pipelines:
@@ -331,7 +331,7 @@ class Pipeline:
         """Start processors by name; `sink-postgres#2` is a second instance."""
         for name in names or tuple(PROCESSES):
             argv = PROCESSES[name.split("#")[0]]
-            ports = {f"CRM_AUTOMATION_{p}_METRICS_PORT": str(free_port()) for p in METRICS}
+            ports = {f"CRM_AUTOMATION_{p}_METRICS_PORT": str(reserve_port()) for p in METRICS}
             extra = ports if "#" in name else {}
             self.processes[name] = start_cli(self.settings, self.tmp_path, *argv, **extra)
 

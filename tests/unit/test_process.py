@@ -19,10 +19,12 @@ from crm_automation.process import Readiness, consuming, serve
 from crm_automation.settings import Settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _handed_over_port() -> tuple[int, Settings]:
+    """A bound port and the settings that hand its socket to `serve`, which owns it then."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    return port, Settings(metrics_sockets={port: sock.detach()})
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -38,8 +40,8 @@ def endpoint() -> Iterator[tuple[str, Readiness, Counter]]:
     registry = CollectorRegistry()
     counter = Counter("crm_automation_test_things_total", "Things.", registry=registry)
     readiness = consuming("test processor")
-    port = _free_port()
-    server = serve(Settings(), port, registry, readiness)
+    port, settings = _handed_over_port()
+    server = serve(settings, port, registry, readiness)
     assert server is not None
     yield f"http://127.0.0.1:{port}", readiness, counter
     server.shutdown()
@@ -71,12 +73,34 @@ def test_metrics_are_served_next_to_the_health_endpoints(
 
 def test_the_endpoint_listens_on_loopback_only_by_default() -> None:
     assert Settings().metrics_host == "127.0.0.1"
-    server = serve(Settings(), _free_port(), CollectorRegistry(), Readiness())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = serve(Settings(), port, CollectorRegistry(), Readiness())
     assert server is not None
     try:
         assert server.server_address[0] == "127.0.0.1"
     finally:
         server.server_close()
+
+
+def test_a_handed_over_socket_that_is_not_the_ports_is_refused_and_left_open() -> None:
+    port, _ = _handed_over_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        settings = Settings(metrics_sockets={port: other.fileno()})
+        with pytest.raises(RuntimeError, match="not bound to it"):
+            serve(settings, port, CollectorRegistry(), Readiness())
+        assert other.getsockname()[1] != port  # still open and usable
+
+
+def test_a_handed_over_descriptor_that_is_not_open_is_a_clear_error() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port, fd = int(sock.getsockname()[1]), sock.fileno()
+    sock.close()
+    with pytest.raises(RuntimeError, match="not an open socket"):
+        serve(Settings(metrics_sockets={port: fd}), port, CollectorRegistry(), Readiness())
 
 
 def test_a_failing_probe_makes_the_process_unready_with_its_reason() -> None:
