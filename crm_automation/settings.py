@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     scheduler_pause_before_commit_seconds: float = 0.0
     """Fault-injection hook for tests: pause after the actions are confirmed, before the
     fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
+    engine_seek_delay_seconds: float = 0.0
+    """Fault-injection hook for tests: hold the end of the engine's seek after a rebalance
+    this long (the window in which Faust could drop records its fetcher delivered)."""
     log_json: bool = False
     """One JSON object per log line (time, level, logger, message, exception)."""
     log_level: str = "INFO"

@@ -2,59 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import faust
 from confluent_kafka import Producer
-from faust import streams as faust_streams
 from prometheus_client import CollectorRegistry
 
 from crm_automation import kafka_clients, topics
 from crm_automation.process import Readiness
 from crm_automation.settings import Settings
+from streams.faust_compat import RulesTable, as_current_event, install_recovery_seek
 from streams.handler import Source, StageChangeHandler
 from streams.metrics import EngineMetrics
 from streams.outbox import ConfirmingProducer
 from streams.rules_registry import RulesRegistry
-from streams.start_positions import read_never_committed_from_start
 from streams.state_codec import state_from_bytes, state_to_bytes
 
 logger = logging.getLogger(__name__)
 
 APP_ID = "crm-automation-engine"
-
-
-@contextlib.contextmanager
-def _as_current_event(event: Any) -> Iterator[None]:
-    """Make `event` Faust's current event, so a table write goes to its partition.
-
-    Faust derives a table write's changelog partition from the current event; inside a
-    `take_events` batch that would be the batch's last event, which breaks
-    co-partitioning. This sets what Faust's own per-event iteration sets.
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
-
-
-class RulesTable(faust.GlobalTable):
-    """A GlobalTable whose changelog is our own `automation.rules` topic.
-
-    faust 0.15.3's assignor looks up a global table's partitions under the default
-    changelog name (`<app>-<table>-changelog`), not the configured changelog topic: with
-    a custom topic the leader's assignment raises KeyError and the worker hangs after
-    "performing partition assignments". Naming the real topic fixes it.
-    """
-
-    def _changelog_topic_name(self) -> str:
-        return str(self.changelog_topic.get_topic_name())
 
 
 def group_id(settings: Settings) -> str:
@@ -128,9 +96,15 @@ def build_engine(
     async def read_new_partitions_from_the_start(
         sender: Any, /, *args: Any, signal: Any, **kwargs: Any
     ) -> None:
-        # Sent before Faust's seek to committed offsets, in both recovery paths: the
-        # wrapper runs after that seek (and after every later one). See start_positions.
-        read_never_committed_from_start(app.consumer, events_topic_name, readiness)
+        # Sent before Faust's seek to committed offsets, in both recovery paths; the
+        # replacement seek serves that one and every later one (see faust_compat).
+        install_recovery_seek(
+            app.consumer,
+            events_topic_name,
+            readiness,
+            delay_seconds=settings.engine_seek_delay_seconds,
+        )
+        rules.index  # noqa: B018 - built now, not inside the first batch after a rebalance
         assigned = app.consumer.assignment()
         if readiness is not None and not any(tp.topic == events_topic_name for tp in assigned):
             readiness.ready()  # in the group, with no partition of the events topic
@@ -168,7 +142,7 @@ def build_engine(
             # Faust flushes the changelog before it commits the batch's offsets.
             await out.confirm()
             for key, (event, new_state) in new_states.items():
-                with _as_current_event(event):
+                with as_current_event(event):
                     state[key] = new_state
             metrics.batch_seconds.observe(time.perf_counter() - started)
 

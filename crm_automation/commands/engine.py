@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -12,10 +13,16 @@ from crm_automation.commands._common import settings
 from crm_automation.consumer_lag import ConsumerLagMonitor
 from crm_automation.process import consuming, serve
 from streams.app import build_engine, group_id
+from streams.faust_compat import IncompatibleFaust, check_versions
 
 
 def engine() -> None:
     """Run the engine (Faust worker): stage changes in, actions, timers and executions out."""
+    try:
+        check_versions()
+    except IncompatibleFaust as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
     s = settings()
     registry = CollectorRegistry()
     readiness = consuming("engine")

@@ -1,0 +1,178 @@
+"""Every touch of faust-streaming and aiokafka internals, for the exact versions pinned.
+
+Faust's public API does not cover what the engine needs at four points. Each patch
+below names the upstream code it relies on; `tests/unit/test_faust_compat.py` holds
+a test per patch that fails when that code changes, and `check_versions` refuses to
+start the engine on other versions than `PINNED`:
+
+1. `RulesTable`: a GlobalTable whose changelog is our own `automation.rules` topic.
+2. `as_current_event`: the current-event context variable, so a table write made after
+   a `take_events` batch goes to its own event's changelog partition.
+3. `install_recovery_seek`: the consumer's `perform_seek`, which Faust runs after every
+   rebalance (`Recovery.on_recovery_completed` / `_resume_streams`) and whenever its
+   fetcher returns records while the flow is stopped. Faust resumes the stream
+   partitions, seeks, then clears every stream queue (`flow_control.resume()`) and only
+   then resumes the flow: records its fetcher delivered between the seek and the clear
+   were thrown away unacknowledged and never fetched again (upstream issue #596), so the
+   group's commits stood still behind the hole. Ours stops the flow first, so nothing is
+   delivered until Faust's own clear-then-resume; reads the committed offsets once; and
+   positions never-committed partitions at their first offset through Faust's own
+   read-offset bookkeeping, instead of leaving them where the fetcher had got to.
+4. `guard_head_gaps`: Faust's commit guard (`Consumer._new_offset`) skips the check for a
+   hole before the first acknowledged offset when the partition has no committed offset
+   (or 0): a lost block at the start of a partition could be committed past. The guard
+   holds such a partition's commit until its first offset is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import faust
+from faust import streams as faust_streams
+
+from crm_automation.process import Readiness
+
+logger = logging.getLogger(__name__)
+
+PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+"""The versions whose internals this module was written against (pyproject pins them)."""
+
+ATTEMPTS = 5
+BACKOFF_SECONDS = 0.5
+
+
+class IncompatibleFaust(RuntimeError):
+    """The installed faust-streaming or aiokafka is not the version the engine supports."""
+
+
+def check_versions() -> None:
+    """Raise `IncompatibleFaust` naming every package whose installed version differs."""
+    found = {name: importlib.metadata.version(name) for name in PINNED}
+    wrong = [f"{n} {found[n]} (needs {v})" for n, v in PINNED.items() if found[n] != v]
+    if wrong:
+        raise IncompatibleFaust(
+            "the engine patches Faust internals and supports exactly "
+            + ", ".join(f"{n}=={v}" for n, v in PINNED.items())
+            + "; installed: "
+            + ", ".join(wrong)
+            + ". Reinstall with `pip install -e .` (pyproject pins them)."
+        )
+
+
+class RulesTable(faust.GlobalTable):
+    """A GlobalTable whose changelog is our own `automation.rules` topic.
+
+    Faust's assignor looks up a global table's partitions under the default changelog
+    name (`<app>-<table>-changelog`), not the configured changelog topic: with a custom
+    topic the leader's assignment raises KeyError and the worker hangs after "performing
+    partition assignments". Naming the real topic fixes it.
+    """
+
+    def _changelog_topic_name(self) -> str:
+        return str(self.changelog_topic.get_topic_name())
+
+
+@contextlib.contextmanager
+def as_current_event(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event, so a table write goes to its partition.
+
+    Faust derives a table write's changelog partition from the current event; inside a
+    `take_events` batch that would be the batch's last event, which breaks
+    co-partitioning. This sets what Faust's own per-event iteration sets.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def install_recovery_seek(
+    consumer: Any,
+    topic: str,
+    readiness: Readiness | None = None,
+    *,
+    delay_seconds: float = 0.0,
+) -> None:
+    """Replace `consumer.perform_seek` (once) with the stop-the-flow-first seek above.
+
+    `delay_seconds` is a fault-injection hook for tests: it holds the seek's end (partitions
+    positioned, before Faust clears the queues), the window in which Faust's own order let
+    its fetcher deliver records that the clear then dropped.
+    """
+    if getattr(consumer, "_crm_recovery_seek", False):
+        return
+    head_floors: dict[Any, int] = {}
+
+    async def perform_seek() -> None:
+        consumer.stop_flow()  # Faust resumes it only after clearing the stream queues
+        committed = await _committed_offsets(consumer)  # also seeks committed partitions
+        read_offset = consumer._read_offset
+        read_offset.update(
+            {tp: o if o is not None and o >= 0 else None for tp, o in committed.items()}
+        )
+        consumer._committed_offset.update(
+            {tp: o if o else None for tp, o in committed.items() if o is not None}
+        )
+        stream_tps = [tp for tp in consumer.assignment() if tp.topic == topic]
+        fresh = [tp for tp in stream_tps if not committed.get(tp)]
+        for tp in stream_tps:
+            head_floors.pop(tp, None)
+        if fresh:
+            # Offset 0 may be gone to retention: the first offset the broker still has.
+            starts = await consumer.earliest_offsets(*fresh)
+            logger.info("no committed offset: reading from the first offset partitions=%s", fresh)
+            await consumer.seek_wait({tp: starts[tp] for tp in fresh})
+            for tp in fresh:
+                read_offset[tp] = starts[tp] if starts[tp] else None
+                head_floors[tp] = starts[tp]
+        if delay_seconds:
+            await asyncio.sleep(delay_seconds)
+        if readiness is not None:
+            readiness.ready()
+
+    consumer.perform_seek = perform_seek
+    guard_head_gaps(consumer, head_floors)
+    consumer._crm_recovery_seek = True
+
+
+def guard_head_gaps(consumer: Any, head_floors: Mapping[Any, int]) -> None:
+    """Hold the commit of a partition without a committed offset until its first offset
+    (`head_floors[tp]`) is acknowledged; Faust's own rule applies to every other one.
+
+    The tolerance of one offset is Faust's own (its guard allows `min(acked)` to be one
+    past the committed offset, as a transaction marker may take that offset).
+    """
+    faust_new_offset: Callable[[Any], int | None] = consumer._new_offset
+
+    def new_offset(tp: Any) -> int | None:
+        floor = head_floors.get(tp)
+        acked = consumer._acked[tp]
+        if floor is not None and acked and not consumer._committed_offset[tp]:
+            if min(acked) - floor > 1:
+                return None
+        return faust_new_offset(tp)
+
+    consumer._new_offset = new_offset
+
+
+async def _committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
+    """The group's committed offsets (Faust's consumer seeks to them), retried: the
+    coordinator may be unavailable for a moment while the broker or the group starts."""
+    seek: Callable[[], Awaitable[Mapping[Any, int | None]]] = consumer.seek_to_committed
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await seek()
+        except Exception as exc:  # noqa: BLE001 - e.g. coordinator not available yet
+            if attempt == ATTEMPTS:
+                raise
+            logger.warning("reading committed offsets failed attempt=%s error=%s", attempt, exc)
+            await asyncio.sleep(BACKOFF_SECONDS * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
