@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -35,6 +35,21 @@ def lag_gauge(registry: CollectorRegistry) -> Gauge:
     )
 
 
+def committed_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "crm_automation_consumer_committed_offsets",
+        "The group's committed offsets summed over the topic's partitions (a partition it "
+        "never committed counts its low watermark): a value that stands still while the "
+        "lag is above 0 means the group does not move.",
+        ["group", "topic"],
+        registry=registry,
+    )
+
+
+Reading = Callable[[int, int], None]
+"""Receives each successful reading: lag and committed offsets, summed over every topic."""
+
+
 def partition_lag(committed: int, low: int, high: int) -> int:
     """Messages a group still has to read in one partition (never committed: from `low`)."""
     start = committed if committed >= 0 else low
@@ -55,11 +70,14 @@ class ConsumerLagMonitor:
         topics: Sequence[str],
         registry: CollectorRegistry,
         readiness: Readiness | None = None,
+        on_reading: Reading = lambda _lag, _committed: None,
     ) -> None:
         self._settings = settings
         self._group = group
         self._topics = list(topics)
         self._gauge = lag_gauge(registry)
+        self._committed = committed_gauge(registry)
+        self._on_reading = on_reading
         self._readiness = readiness
         self._interval = settings.consumer_lag_interval_seconds
         self._stop = threading.Event()
@@ -101,13 +119,16 @@ class ConsumerLagMonitor:
             if self._readiness is not None:
                 self._readiness.not_ready("kafka", f"broker did not answer ({error})")
             return False
-        for topic, lag in lags.items():
+        for topic, (lag, committed) in lags.items():
             self._gauge.labels(self._group, topic).set(lag)
+            self._committed.labels(self._group, topic).set(committed)
         if self._readiness is not None:
             self._readiness.ready("kafka")
+        self._on_reading(sum(v[0] for v in lags.values()), sum(v[1] for v in lags.values()))
         return True
 
-    def _read(self, consumer: Consumer) -> dict[str, int]:
+    def _read(self, consumer: Consumer) -> dict[str, tuple[int, int]]:
+        """(lag, committed offsets) per topic, summed over its partitions."""
         # Metadata of our topics only: a whole-cluster listing cost ~5 % of the engine's
         # samples on a broker with many topics (bench/engine_bench.py --profile).
         metadata = {
@@ -120,10 +141,10 @@ class ConsumerLagMonitor:
             if (meta := metadata[topic]) is not None and meta.error is None
             for p in meta.partitions
         ]
-        lags = dict.fromkeys(self._topics, 0)
-        if not partitions:
-            return lags
-        for tp in consumer.committed(partitions, timeout=_TIMEOUT):
+        lags = dict.fromkeys(self._topics, (0, 0))
+        for tp in consumer.committed(partitions, timeout=_TIMEOUT) if partitions else []:
             low, high = consumer.get_watermark_offsets(tp, timeout=_TIMEOUT, cached=False)
-            lags[tp.topic] += partition_lag(tp.offset, low, high)
+            lag, committed = lags[tp.topic]
+            position = tp.offset if tp.offset >= 0 else low
+            lags[tp.topic] = (lag + partition_lag(tp.offset, low, high), committed + position)
         return lags

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     scheduler_pause_before_commit_seconds: float = 0.0
     """Fault-injection hook for tests: pause after the actions are confirmed, before the
     fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
+    engine_stall_seconds: float = 60.0
+    """Liveness watchdog: an engine whose input lag stays above 0 while it neither
+    finishes a batch nor commits an offset for this long logs its partition state and
+    exits with status 70 for its supervisor to restart it (0: no watchdog)."""
     engine_seek_delay_seconds: float = 0.0
     """Fault-injection hook for tests: hold the end of the engine's seek after a rebalance
     this long (the window in which Faust could drop records its fetcher delivered)."""

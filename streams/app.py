@@ -43,6 +43,8 @@ def build_engine(
         group_id(settings),
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
+        # Faust's default is `<app id>-data` in the working directory: keep it in the home.
+        datadir=str(settings.home / "engine-data"),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         key_serializer="raw",

@@ -176,3 +176,20 @@ async def _committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
             logger.warning("reading committed offsets failed attempt=%s error=%s", attempt, exc)
             await asyncio.sleep(BACKOFF_SECONDS * attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def partition_state(consumer: Any, topic: str) -> str:
+    """Faust's books for `topic`'s partitions, one `key=value` group each, for a stall
+    report: committed and read offsets, the acknowledged offsets not yet committed
+    (count, lowest, highest) and the gaps Faust knows of."""
+    parts = []
+    for tp in sorted((tp for tp in consumer.assignment() if tp.topic == topic), key=str):
+        acked = list(consumer._acked.get(tp, ()))
+        gaps = [(i.begin, i.end) for i in sorted(consumer._gap.get(tp, ()))]
+        parts.append(
+            f"partition={tp.partition} committed={consumer._committed_offset.get(tp)} "
+            f"read={consumer._read_offset.get(tp)} acked={len(acked)}"
+            + (f"[{min(acked)}..{max(acked)}]" if acked else "")
+            + f" gaps={gaps}"
+        )
+    return "; ".join(parts) or "no partition assigned"

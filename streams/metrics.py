@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # One batch of up to a few hundred events: ~1 ms when idle to ~1 s under full load.
+BATCH_SECONDS = "crm_automation_engine_batch_duration_seconds"
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -56,7 +57,7 @@ class EngineMetrics:
                 registry=registry,
             ),
             batch_seconds=Histogram(
-                "crm_automation_engine_batch_duration_seconds",
+                BATCH_SECONDS,
                 "Time to evaluate and confirm one batch of events.",
                 buckets=_BATCH_BUCKETS,
                 registry=registry,

@@ -63,10 +63,17 @@ class ConfirmingProducer:
                 waited += _FLUSH_SECONDS
                 logger.warning("delivery unconfirmed messages=%d waited_s=%.0f", remaining, waited)
             failed, self._failed = self._failed, []
-            for out, error in failed:
+            if failed:
+                # One line per round, not per message: a refusal repeats for every record.
+                _out, error = failed[0]
+                topics = sorted({out.topic for out, _error in failed})
                 logger.warning(
-                    "delivery failed topic=%s error=%s; producing again", out.topic, error
+                    "delivery failed messages=%d topics=%s error=%s; producing again",
+                    len(failed),
+                    ",".join(topics),
+                    error.name(),
                 )
+            for out, _error in failed:
                 self._produce(out)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)

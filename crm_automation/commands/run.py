@@ -23,6 +23,7 @@ from crm_automation.processes import Supervisor, processors
 from crm_automation.settings import Settings
 from crm_automation.stack import Stack, StackError
 from crm_automation.stack.stack import mask_password
+from crm_automation.watchdog import EXIT_STALLED
 
 console = Console(soft_wrap=True)
 # Shipped inside the package so a plain `pip install` finds it (config/ links to it).
@@ -155,11 +156,19 @@ def _live_view(
     s: Settings, supervisor: Supervisor, stop: threading.Event, started: float, duration: float
 ) -> None:
     ports = [p.metrics_port for p in processors(s)]
+    by_name = {p.name: p for p in processors(s)}
     while not stop.wait(5.0):
         console.print(
             f"{_t(started)} {summary_line(scrape(s.metrics_host, ports))}", highlight=False
         )
         exited = supervisor.exited()
+        for name in [n for n, code in exited.items() if code == EXIT_STALLED]:
+            console.print(
+                f"[yellow]{name} stopped itself (stalled, exit {EXIT_STALLED}): restarting it[/]"
+                f"; see {s.home}/logs/{name}.log"
+            )
+            supervisor.start(by_name[name])
+            del exited[name]
         if exited:
             console.print(f"[red]processor exited:[/red] {exited}; see its log under {s.home}/logs")
             raise typer.Exit(1)

@@ -20,9 +20,10 @@ from automation_core.rules_file import validate_rules_file
 from automation_core.simulate import simulate
 from crm_automation import codec, topics
 from crm_automation.settings import Settings
+from crm_automation.watchdog import EXIT_STALLED
 from streams.app import group_id
 from tests.helpers import wait_for
-from tests.integration.support import run_cli, start_cli, stop_process
+from tests.integration.support import run_cli, set_max_message_bytes, start_cli, stop_process
 from tests.reliability.harness import RULES, Load, group_lag, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -99,6 +100,36 @@ def test_an_engine_restarted_on_a_backlog_with_a_slow_seek_acts_on_every_event(
     engine = start_cli(
         rules_applied, tmp_path, "engine", CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS=SEEK_DELAY
     )
+    try:
+        assert_every_event_acted_on(rules_applied, events)
+    finally:
+        assert stop_process(engine) == 0
+
+
+def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothing(
+    rules_applied: Settings, tmp_path: Path
+) -> None:
+    # The broker refuses every action (over the topic's size limit): the engine waits for
+    # their delivery for good, its lag stays, nothing is committed. The watchdog ends it.
+    set_max_message_bytes(rules_applied, topics.ACTIONS, 64)
+    events = send_backlog(rules_applied, 50)
+    watched = {  # longer than the 10 s session timeout a restarted engine's join may wait
+        "CRM_AUTOMATION_ENGINE_STALL_SECONDS": "15",
+        "CRM_AUTOMATION_CONSUMER_LAG_INTERVAL_SECONDS": "1",
+    }
+    engine = start_cli(rules_applied, tmp_path, "engine", **watched)
+    try:
+        assert engine.wait(timeout=120) == EXIT_STALLED
+    finally:
+        stop_process(engine)
+    [log] = tmp_path.glob("engine-*.log")
+    report = [line for line in log.read_text().splitlines() if "engine stalled" in line]
+    assert len(report) == 1, log.read_text()[-3000:]
+    assert "engine stalled: lag 50 while nothing was processed" in report[0]
+    assert all(f"partition={p} committed=None" in report[0] for p in range(3)), report[0]
+
+    set_max_message_bytes(rules_applied, topics.ACTIONS, 1_048_588)  # Kafka's default
+    engine = start_cli(rules_applied, tmp_path, "engine", **watched)
     try:
         assert_every_event_acted_on(rules_applied, events)
     finally:

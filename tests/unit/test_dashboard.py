@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from crm_automation.consumer_lag import lag_gauge
+from crm_automation.consumer_lag import committed_gauge, lag_gauge
 from processors.metrics import SchedulerMetrics
 from sinks.metrics import SinkMetrics
 from streams.metrics import EngineMetrics
@@ -40,6 +40,7 @@ _FACTORIES: list[Callable[[CollectorRegistry], object]] = [
     SchedulerMetrics.create,
     SinkMetrics.create,
     lag_gauge,
+    committed_gauge,
 ]
 
 
