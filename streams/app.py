@@ -62,8 +62,12 @@ def build_engine(
     metrics = EngineMetrics.create(registry)
     rules = RulesRegistry()
 
+    rules_read: dict[Any, int] = {}
+    """Per partition of the rules topic, the offset after the last record applied."""
+
     async def on_rule_record(event: Any) -> None:
         rules.apply(event.message.key, event.message.value)
+        rules_read[event.message.tp] = event.message.offset + 1
         metrics.rules_loaded.set(len(rules))
 
     rules_topic = app.topic(
@@ -104,6 +108,7 @@ def build_engine(
             app.consumer,
             events_topic_name,
             readiness,
+            applied=(rules_topic.get_topic_name(), rules_read),
             delay_seconds=settings.engine_seek_delay_seconds,
         )
         rules.index  # noqa: B018 - built now, not inside the first batch after a rebalance

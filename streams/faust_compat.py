@@ -15,9 +15,11 @@ start the engine on other versions than `PINNED`:
    then resumes the flow: records its fetcher delivered between the seek and the clear
    were thrown away unacknowledged and never fetched again (upstream issue #596), so the
    group's commits stood still behind the hole. Ours stops the flow first, so nothing is
-   delivered until Faust's own clear-then-resume; reads the committed offsets once; and
+   delivered until Faust's own clear-then-resume; reads the committed offsets once;
    positions never-committed partitions at their first offset through Faust's own
-   read-offset bookkeeping, instead of leaving them where the fetcher had got to.
+   read-offset bookkeeping, instead of leaving them where the fetcher had got to; and
+   puts the rules partition back after the last rule applied, so a rule published
+   during a rebalance is never dropped by that clear.
 4. `guard_head_gaps`: Faust's commit guard (`Consumer._new_offset`) skips the check for a
    hole before the first acknowledged offset when the partition has no committed offset
    (or 0): a lost block at the start of a partition could be committed past. The guard
@@ -99,9 +101,15 @@ def install_recovery_seek(
     topic: str,
     readiness: Readiness | None = None,
     *,
+    applied: tuple[str, Mapping[Any, int]] | None = None,
     delay_seconds: float = 0.0,
 ) -> None:
     """Replace `consumer.perform_seek` (once) with the stop-the-flow-first seek above.
+
+    `applied` names a changelog topic whose records the engine applies itself (the
+    rules) and, per partition, the offset after the last record applied: its partitions
+    are sought there, so a record Faust's queue clear dropped is read again (applying a
+    compacted topic's records again, in order, is harmless).
 
     `delay_seconds` is a fault-injection hook for tests: it holds the seek's end (partitions
     positioned, before Faust clears the queues), the window in which Faust's own order let
@@ -133,6 +141,14 @@ def install_recovery_seek(
             for tp in fresh:
                 read_offset[tp] = starts[tp] if starts[tp] else None
                 head_floors[tp] = starts[tp]
+        if applied is not None:
+            changelog, next_offsets = applied
+            targets = {
+                tp: next_offsets.get(tp, 0) for tp in consumer.assignment() if tp.topic == changelog
+            }
+            if targets:
+                await consumer.seek_wait(targets)
+                read_offset.update({tp: o if o else None for tp, o in targets.items()})
         if delay_seconds:
             await asyncio.sleep(delay_seconds)
         if readiness is not None:

@@ -23,7 +23,13 @@ from crm_automation.settings import Settings
 from crm_automation.watchdog import EXIT_STALLED
 from streams.app import group_id
 from tests.helpers import wait_for
-from tests.integration.support import run_cli, set_max_message_bytes, start_cli, stop_process
+from tests.integration.support import (
+    TopicReader,
+    run_cli,
+    set_max_message_bytes,
+    start_cli,
+    stop_process,
+)
 from tests.reliability.harness import RULES, Load, group_lag, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -132,5 +138,44 @@ def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothin
     engine = start_cli(rules_applied, tmp_path, "engine", **watched)
     try:
         assert_every_event_acted_on(rules_applied, events)
+    finally:
+        assert stop_process(engine) == 0
+
+
+NEW_RULE = """
+  - id: lost-deal-review
+    trigger: {entity_type: DEAL, pipeline: sales, stage: LOST}
+    action: {type: plan_activity, subject: Review the lost deal, deadline: {delay: 1d}}
+"""
+
+
+def test_a_rule_published_while_the_engine_rebalances_is_applied(
+    rules_applied: Settings, tmp_path: Path
+) -> None:
+    engine = start_cli(
+        rules_applied, tmp_path, "engine", CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS="6"
+    )
+    try:
+        [log] = tmp_path.glob("engine-*.log")
+        wait_for(
+            lambda: "Seek stream partitions" in log.read_text(),
+            timeout=60,
+            what="the engine in its post-rebalance seek",
+        )
+        path = tmp_path / "rules.yaml"
+        path.write_text(RULES + NEW_RULE)
+        result = run_cli(rules_applied, tmp_path, "rules", "apply", str(path))
+        assert result.returncode == 0, result.stderr
+        load = Load(rules_applied, uuid.uuid4().hex[:6], seed=1)
+        lost = load.new_event("LOST")
+        load.send(lost)
+        load.wait()
+        reader = TopicReader(rules_applied, topics.ACTIONS)
+        try:
+            [(_, message)] = reader.until(1, timeout=90)
+        finally:
+            reader.close()
+        action = codec.decode_as(message.value(), Action)
+        assert (action.rule_id, action.item_key) == ("lost-deal-review", lost.key)
     finally:
         assert stop_process(engine) == 0

@@ -178,6 +178,21 @@ def test_the_seek_stops_the_flow_first_and_positions_every_partition_in_fausts_b
     assert readiness.status() == (True, "ready")
 
 
+def test_the_rules_partition_goes_back_to_after_the_last_rule_applied() -> None:
+    # Records the fetcher had delivered (up to 30) but Faust's clear will drop are read
+    # again; a partition with no rule applied yet is read from its start.
+    rules, other_rules, events = TP("automation.rules", 0), TP("automation.rules", 1), TP(EVENTS, 0)
+    consumer = FlowConsumer({rules: None, other_rules: None, events: 5})
+    consumer.positions = {rules: 31, other_rules: 4, events: 9}
+    consumer._read_offset = {rules: 30, other_rules: 3}
+    install_recovery_seek(consumer, EVENTS, applied=("automation.rules", {rules: 12}))
+
+    asyncio.run(consumer.perform_seek())
+
+    assert consumer.positions == {rules: 12, other_rules: 0, events: 5}
+    assert consumer._read_offset == {rules: 12, other_rules: None, events: 5}
+
+
 def test_a_coordinator_error_is_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(faust_compat, "BACKOFF_SECONDS", 0.001)
     consumer = FlowConsumer({TP(EVENTS, 0): None})
