@@ -86,6 +86,34 @@ def run_scenario(
     return outcome
 
 
+# The targets of BENCHMARKS.md: name, scenario, dotted key in its result file, goal,
+# and whether the value must be at least (">=") or below ("<") the goal.
+TARGETS: list[tuple[str, str, str, float, str]] = [
+    ("engine_vs_f2", "engine", "engine_vs_f2", 0.5, ">="),
+    ("latency_p99_ms_at_500", "latency", "p99_ms_at_500", 250.0, "<"),
+    ("scheduler_fire_vs_bare", "scheduler", "fire_vs_bare", 0.5, ">="),
+    ("scheduler_lag_p99_s", "scheduler", "lag_p99_s", 1.0, "<"),
+    ("postgres_sink_vs_copy", "sinks", "postgres.ratio_sink_to_copy", 0.5, ">="),
+]
+
+
+def targets(outcomes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each target's value (from its scenario's newest result file), goal, and verdict."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, scenario, key, goal, sense in TARGETS:
+        files = outcomes.get(scenario, {}).get("results", [])
+        if not files:
+            continue
+        value: Any = json.loads((HERE.parent / files[-1]).read_text())
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, int | float):
+            continue
+        met = value >= goal if sense == ">=" else value < goal
+        found[name] = {"value": value, "goal": f"{sense} {goal:g}", "met": met}
+    return found
+
+
 def check(ratios: dict[str, float], reference_path: Path) -> list[str]:
     """Regressions against the reference: ratios below (1 - tolerance) x recorded, or gone."""
     reference = json.loads(reference_path.read_text())
@@ -136,8 +164,14 @@ def main() -> None:
     print(f"\n{'ratio':<52} {'value':>7}")
     for name, value in sorted(ratios.items()):
         print(f"{name:<52} {value:>7.3f}")
+    met = targets(outcomes)
+    print(f"\n{'target':<32} {'value':>10} {'goal':>10}  verdict")
+    for name, t in met.items():
+        verdict = "met" if t["met"] else "MISSED"
+        print(f"{name:<32} {t['value']:>10.3f} {t['goal']:>10}  {verdict}")
     print(f"\nstack start {stack_seconds:.0f} s, whole run {total:.0f} s")
     summary = {
+        "targets": met,
         "mode": "quick" if args.quick else "full",
         "seconds": round(total, 1),
         "stack_seconds": round(stack_seconds, 1),

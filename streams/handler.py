@@ -69,7 +69,7 @@ class StageChangeHandler:
         except (codec.InvalidMessage, InvalidEvent) as exc:
             reason = getattr(exc, "reason", "invalid_event")
             return Handled([self._dead_letter(key, value, source, exc, reason)], None)
-        out = self._records(event.key.encode(), decision)
+        out = self.records(event.key.encode(), decision)
         largest = max(map(_size, out), default=0)
         if largest > MAX_RECORD_BYTES:
             too_large = InvalidEvent(f"an output record of {largest} bytes is over the limit")
@@ -98,7 +98,8 @@ class StageChangeHandler:
                 raise _Unknown("unknown_stage", f"stage {event.stage_id!r} not in the pipeline")
         return event
 
-    def _records(self, key: bytes, decision: Decision) -> list[Outgoing]:
+    def records(self, key: bytes, decision: Decision) -> list[Outgoing]:
+        """The encoded records of a decision: actions, timer commands, executions."""
         out: list[Outgoing] = []
         for action in (*decision.actions, *decision.completions):
             out.append(Outgoing(self._actions_topic, key, codec.encode(action)))
