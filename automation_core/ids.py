@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii as _json_string
 
 ACTION_ID_HEX_CHARS = 32
 
 
 def action_id(event_id: str, rule_id: str, rule_version: str, index: int) -> str:
-    """Hex sha256 of (event id, rule id, rule version, action index), 32 characters."""
-    material = json.dumps([event_id, rule_id, rule_version, index], separators=(",", ":"))
+    """Hex sha256 of (event id, rule id, rule version, action index), 32 characters.
+
+    The hashed material is the compact JSON array of the four, byte for byte what
+    `json.dumps([...], separators=(",", ":"))` writes (ids must never change), built
+    without `json.dumps`: it is computed for every rule an event triggers.
+    """
+    material = (
+        f"[{_json_string(event_id)},{_json_string(rule_id)},{_json_string(rule_version)},"
+        f"{int(index)}]"
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:ACTION_ID_HEX_CHARS]
 
 

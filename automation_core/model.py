@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -62,8 +63,9 @@ class StageChanged:
     copy_depth: int = 0
     source_item_key: str | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        # Read for every rule an event triggers; fields are frozen, so compute it once.
         return item_key(self.entity_type, self.item_id)
 
 

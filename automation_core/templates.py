@@ -7,7 +7,9 @@ value that itself contains `{{ x }}` is never expanded. Output length is capped.
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -67,14 +69,38 @@ def render(template: str, event: StageChanged, limit: int = MAX_RENDERED_CHARS) 
     here (a spec written by hand) renders as empty text rather than as user input.
     """
 
-    def substitute(match: re.Match[str]) -> str:
-        path = _placeholder_path(match)
-        return "" if path is None else value_text(field_value(event, path))
-
-    rendered = _PLACEHOLDER.sub(substitute, template)
+    rendered = "".join(
+        part if type(part) is str else part.text(event) for part in _compiled(template)
+    )
     if len(rendered) > limit:
         return rendered[: limit - len(ELLIPSIS)] + ELLIPSIS
     return rendered
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A placeholder of a compiled template: the field it reads (None: unknown, empty)."""
+
+    path: str | None
+
+    def text(self, event: StageChanged) -> str:
+        return "" if self.path is None else value_text(field_value(event, self.path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(template: str) -> tuple[str | _Field, ...]:
+    """The template split once into literal text and placeholders (rules repeat the same
+    few templates for every event; parsing them per render cost more than the values)."""
+    parts: list[str | _Field] = []
+    at = 0
+    for match in _PLACEHOLDER.finditer(template):
+        if match.start() > at:
+            parts.append(template[at : match.start()])
+        parts.append(_Field(_placeholder_path(match)))
+        at = match.end()
+    if at < len(template):
+        parts.append(template[at:])
+    return tuple(parts)
 
 
 def fill_placeholders(template: str, filler: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
@@ -133,7 +133,11 @@ def floor_run(
                 records += len(outs)
                 done += 1
             kafka_clients.flush_or_raise(producer, 120)
-            consumer.commit(asynchronous=False)
+            ends = {(m.topic(), m.partition()): m.offset() for m in messages if m.error() is None}
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in ends.items()],
+                asynchronous=False,
+            )
         elapsed = time.perf_counter() - first
     finally:
         consumer.close()
