@@ -70,7 +70,7 @@ def render(template: str, event: StageChanged, limit: int = MAX_RENDERED_CHARS) 
     """
 
     rendered = "".join(
-        part if type(part) is str else part.text(event) for part in _compiled(template)
+        part if isinstance(part, str) else part.text(event) for part in _compiled(template)
     )
     if len(rendered) > limit:
         return rendered[: limit - len(ELLIPSIS)] + ELLIPSIS

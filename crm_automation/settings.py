@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     scheduler_pause_before_commit_seconds: float = 0.0
     """Fault-injection hook for tests: pause after the actions are confirmed, before the
     fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
+    engine_batch_window_seconds: float = 0.05
+    """How long the engine's agent waits for a batch to fill (up to `batch_size` events)
+    before it takes what has arrived: longer windows make larger batches under a backlog
+    (one delivery confirmation each), and add up to this much latency when events trickle."""
     engine_stall_seconds: float = 60.0
     """Liveness watchdog: an engine whose input lag stays above 0 while it neither
     finishes a batch nor commits an offset for this long logs its partition state and

@@ -126,7 +126,9 @@ def build_engine(
 
     @app.agent(events_topic)
     async def process(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=0.005):
+        async for batch in stream.take_events(
+            settings.batch_size, within=settings.engine_batch_window_seconds
+        ):
             started = time.perf_counter()
             # The batch's new states, written to the table only once its outputs are
             # confirmed: a state that reached the changelog before the actions it
