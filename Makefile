@@ -22,8 +22,12 @@ run: install
 	$(BIN)/crm-automation run --demo
 
 ## Everything CI runs: lint, types, unit and integration tests on the real local stack.
+## Its own --basetemp, like test-reliability: every pytest session on the machine makes
+## /tmp/pytest-of-<user> private again (0700) and prunes its old dirs, and as root the
+## stack's Postgres runs as a system user who then cannot reach its data (it died of it).
 test: install lint tools
-	$(BIN)/pytest -q -m "not reliability" tests
+	mkdir -p build
+	$(BIN)/pytest -q -m "not reliability" --basetemp=build/test-tmp tests
 
 ## Fault-injection scenarios (restarts of Postgres, Kafka, processors under load), on a
 ## stack of their own (never a shared one: they kill it); the table goes to RELIABILITY.md.
@@ -39,7 +43,8 @@ test-unit: install
 	$(BIN)/pytest -q tests/unit
 
 test-integration: install
-	$(BIN)/pytest -q -m integration tests
+	mkdir -p build
+	$(BIN)/pytest -q -m integration --basetemp=build/integration-tmp tests
 
 ## Tools the tests need beyond Python: promtool (Debian's prometheus package) for the alert rules.
 tools:

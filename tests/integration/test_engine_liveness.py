@@ -79,37 +79,34 @@ def rules_applied(settings: Settings, tmp_path: Path) -> Settings:
     return settings
 
 
+def engine_acts_on_every_event(
+    settings: Settings, tmp_path: Path, events: list[StageChanged], **extra: str
+) -> None:
+    """Start an engine, see every event acted on and committed, stop it cleanly."""
+    engine = start_cli(settings, tmp_path, "engine", **extra)
+    try:
+        assert_every_event_acted_on(settings, events)
+    finally:
+        assert stop_process(engine) == 0
+
+
+SLOW_SEEK = {"CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS": SEEK_DELAY}
+
+
 def test_an_engine_of_a_new_group_started_on_a_backlog_with_a_slow_seek_acts_on_every_event(
     rules_applied: Settings, tmp_path: Path
 ) -> None:
     events = send_backlog(rules_applied, BACKLOG)
-    engine = start_cli(
-        rules_applied, tmp_path, "engine", CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS=SEEK_DELAY
-    )
-    try:
-        assert_every_event_acted_on(rules_applied, events)
-    finally:
-        assert stop_process(engine) == 0
+    engine_acts_on_every_event(rules_applied, tmp_path, events, **SLOW_SEEK)
 
 
 def test_an_engine_restarted_on_a_backlog_with_a_slow_seek_acts_on_every_event(
     rules_applied: Settings, tmp_path: Path
 ) -> None:
     first = send_backlog(rules_applied, 300)
-    engine = start_cli(rules_applied, tmp_path, "engine")
-    try:
-        assert_every_event_acted_on(rules_applied, first)
-    finally:
-        assert stop_process(engine) == 0
-
+    engine_acts_on_every_event(rules_applied, tmp_path, first)
     events = first + send_backlog(rules_applied, BACKLOG)
-    engine = start_cli(
-        rules_applied, tmp_path, "engine", CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS=SEEK_DELAY
-    )
-    try:
-        assert_every_event_acted_on(rules_applied, events)
-    finally:
-        assert stop_process(engine) == 0
+    engine_acts_on_every_event(rules_applied, tmp_path, events, **SLOW_SEEK)
 
 
 def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothing(
@@ -135,11 +132,7 @@ def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothin
     assert all(f"partition={p} committed=None" in report[0] for p in range(3)), report[0]
 
     set_max_message_bytes(rules_applied, topics.ACTIONS, 1_048_588)  # Kafka's default
-    engine = start_cli(rules_applied, tmp_path, "engine", **watched)
-    try:
-        assert_every_event_acted_on(rules_applied, events)
-    finally:
-        assert stop_process(engine) == 0
+    engine_acts_on_every_event(rules_applied, tmp_path, events, **watched)
 
 
 NEW_RULE = """

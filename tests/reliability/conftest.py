@@ -11,7 +11,7 @@ import pytest
 
 from crm_automation.settings import Settings
 from tests.integration.support import settings
-from tests.reliability.harness import HEADER, ROWS, Pipeline
+from tests.reliability.harness import HEADER, ROWS, Pipeline, running_pipeline
 
 __all__ = ["pipeline", "settings"]
 
@@ -19,13 +19,8 @@ __all__ = ["pipeline", "settings"]
 @pytest.fixture
 def pipeline(stack: Any, settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
     """Rules applied and all four processors running; stopped (SIGTERM) afterwards."""
-    running = Pipeline(settings, tmp_path, stack.caldav_url)
-    running.apply_rules()
-    running.start()
-    try:
+    with running_pipeline(settings, tmp_path, stack.caldav_url) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ due -> row written).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -19,7 +20,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -553,6 +554,18 @@ class Pipeline:
             json.dumps({"rows": lost_rows, "calendar": lost_calendar, **detail})
         )
         return json.dumps(detail)
+
+
+@contextlib.contextmanager
+def running_pipeline(settings: Settings, tmp_path: Path, caldav_url: str) -> Iterator[Pipeline]:
+    """Rules applied and all four processors running; stopped (SIGTERM) afterwards."""
+    running = Pipeline(settings, tmp_path, caldav_url)
+    running.apply_rules()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop_all()
 
 
 def dlq_action_ids(settings: Settings) -> set[str]:

@@ -19,7 +19,14 @@ from confluent_kafka.admin import AdminClient
 
 from crm_automation import kafka_clients, topics
 from crm_automation.settings import Settings
-from tests.reliability.harness import Fault, Load, Pipeline, random_moments, sleep_until
+from tests.reliability.harness import (
+    Fault,
+    Load,
+    Pipeline,
+    random_moments,
+    running_pipeline,
+    sleep_until,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
@@ -34,13 +41,8 @@ def six_partitions(stack: Any, settings: Settings, tmp_path: Path) -> Iterator[P
         update={"topic_prefix": f"test-{uuid.uuid4().hex[:8]}.", "partitions": 6}
     )
     topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
-    running = Pipeline(s, tmp_path, stack.caldav_url)
-    running.apply_rules()
-    running.start()
-    try:
+    with running_pipeline(s, tmp_path, stack.caldav_url) as running:
         yield running
-    finally:
-        running.stop_all()
 
 
 def test_three_engine_workers_joining_and_killed_under_load_lose_and_duplicate_nothing(
