@@ -36,12 +36,14 @@ class WorkingCalendar:
 class TimeSpec:
     """When something happens, relative to a base moment (the event, or the rule's run).
 
-    Either `delay_seconds` after the base, or `field` (a date of the item) plus
-    `offset_seconds`, or `absolute`; then optionally `at` a time of day in `timezone`,
-    then optionally moved into `working_time`.
+    Either a delay after the base (`delay_months` calendar months, wall clock kept, then
+    `delay_seconds`; with `at`, the whole days of `delay_seconds` count calendar days in
+    the zone), or `field` (a date of the item) plus `offset_seconds`, or `absolute`; then
+    optionally `at` a time of day in `timezone`, then optionally moved into `working_time`.
     """
 
     delay_seconds: int = 0
+    delay_months: int = 0
     field: str | None = None
     offset_seconds: int = 0
     at: time | None = None
@@ -173,6 +175,8 @@ def time_to_dict(t: TimeSpec) -> dict[str, Any]:
         out["offset_seconds"] = t.offset_seconds
     else:
         out["delay_seconds"] = t.delay_seconds
+        if t.delay_months:
+            out["delay_months"] = t.delay_months
     if t.at is not None:
         out["at"] = t.at.strftime("%H:%M")
     if t.timezone is not None:
@@ -272,6 +276,7 @@ def time_from_dict(d: dict[str, Any]) -> TimeSpec:
         raise ValueError("absolute datetime without UTC offset")
     return TimeSpec(
         delay_seconds=int(d.get("delay_seconds", 0)),
+        delay_months=int(d.get("delay_months", 0)),
         field=d.get("field"),
         offset_seconds=int(d.get("offset_seconds", 0)),
         at=at,

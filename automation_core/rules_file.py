@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from automation_core.conditions import OPS, VALUELESS_OPS, typed
-from automation_core.durations import parse_duration, parse_time_of_day
+from automation_core.durations import parse_delay, parse_duration, parse_time_of_day
 from automation_core.fields import DATE_FIELDS, canonical_field, field_type, is_custom
 from automation_core.links import url_problem
 from automation_core.model import EntityType, Pipeline, Rule
@@ -197,6 +197,21 @@ class _Checker:
             self.add(path, f"unknown time zone {value!r}")
             return None
         return value
+
+    def delay(self, value: Any, path: str) -> tuple[int, int] | None:
+        """(months, seconds) of a `delay`, which may use calendar months (`6mo`)."""
+        if not isinstance(value, str):
+            self.add(path, f"expected a duration like '10m' or '6mo', got {value!r}")
+            return None
+        try:
+            months, seconds = parse_delay(value)
+        except ValueError as exc:
+            self.add(path, str(exc))
+            return None
+        if months < 0 or seconds < 0:
+            self.add(path, "must not be negative")
+            return None
+        return months, seconds
 
     def duration(self, value: Any, path: str, *, allow_negative: bool = False) -> int | None:
         if not isinstance(value, str):
@@ -524,7 +539,8 @@ class _Checker:
         if len(bases) > 1:
             self.add(path, f"use only one of delay, field, datetime (got {', '.join(bases)})")
             return None
-        delay = 0 if "delay" not in t else self.duration(t["delay"], _join(path, "delay"))
+        parsed = (0, 0) if "delay" not in t else self.delay(t["delay"], _join(path, "delay"))
+        months, delay = parsed if parsed is not None else (0, None)
         offset = 0
         field = None
         absolute = None
@@ -578,6 +594,7 @@ class _Checker:
             return None
         return TimeSpec(
             delay_seconds=delay,
+            delay_months=months,
             field=field,
             offset_seconds=offset,
             at=at,

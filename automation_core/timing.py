@@ -5,6 +5,7 @@ Every function takes its base moment as a parameter; nothing reads the clock.
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -37,14 +38,34 @@ def compute_due(spec: TimeSpec, base: datetime, event: StageChanged) -> datetime
     elif spec.field is not None:
         moment = _from_date_field(spec, event)
     else:
-        moment = base + timedelta(seconds=spec.delay_seconds)
-        if spec.at is not None:
+        moment = base
+        if spec.delay_months:
+            moment = add_months(moment, spec.delay_months, _zone_of(spec))
+        if spec.at is None:
+            moment += timedelta(seconds=spec.delay_seconds)
+        else:
+            # "In 1 day at 14:00" is the next calendar date in the zone, also on the nights
+            # the clocks change (24 hours later may be another date there).
+            days, rest = divmod(spec.delay_seconds, 86400)
             zone = _zone_of(spec)
-            local_day = moment.astimezone(zone).date()
+            local_day = (moment + timedelta(seconds=rest)).astimezone(zone).date()
+            local_day += timedelta(days=days)
             moment = resolve_local(datetime.combine(local_day, spec.at), zone)
     if spec.working_time is not None:
         moment = next_working_moment(moment, spec.working_time)
     return to_millis(moment.astimezone(UTC))
+
+
+def add_months(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
+    """`moment` moved by calendar months in `zone`: the same day of the month (the last
+    one where the month is shorter) at the same wall-clock time."""
+    local = moment.astimezone(zone)
+    index = local.year * 12 + local.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    wall = local.replace(tzinfo=None, year=year, month=month, day=day)
+    return resolve_local(wall, zone)
 
 
 def to_millis(moment: datetime) -> datetime:

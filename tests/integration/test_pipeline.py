@@ -7,6 +7,7 @@ import json
 import signal
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +343,50 @@ def test_restarting_postgres_in_immediate_mode_mid_stream_loses_and_duplicates_n
     assert len(stored) == len(set(stored)), "the sink stored an action twice"
     assert sorted(stored) == sorted(set(emitted)), "the sink lost actions of the topic"
     assert len(set(emitted)) == total, f"the engine emitted {len(set(emitted))} of {total} copies"
+
+
+CALENDAR_TIME = """
+pipelines:
+  - {id: sales, entity_type: DEAL, stages: [NEW, APPROVAL, WON, LOST]}
+rules:
+  - id: call-tomorrow-at-two
+    trigger: {entity_type: DEAL, pipeline: sales, stage: WON}
+    when: {delay: 1d, at: "14:00", timezone: Europe/Berlin}
+    action: {type: plan_activity, subject: Call}
+  - id: renewal-in-six-months
+    trigger: {entity_type: DEAL, pipeline: sales, stage: WON}
+    when: {delay: 6mo, timezone: Europe/Berlin}
+    action: {type: create_lead, title: "Renew {{ item.title }}"}
+"""
+
+
+def test_calendar_days_and_months_are_stored_as_the_timers_due_times(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # 23:30 in Berlin on 27 March 2027, the night the clocks go forward: "tomorrow at
+    # 14:00" is the 28th (24 hours later it is already the 29th there), and six months
+    # later is 27 September at 23:30 summer time.
+    apply_rules(settings, tmp_path, CALENDAR_TIME)
+    won = event("evt-dst", "4711") | {"occurred_at": "2027-03-27T22:30:00Z"}
+    processes = [
+        start_cli(settings, tmp_path, "engine"),
+        start_cli(settings, tmp_path, "scheduler"),
+    ]
+    try:
+        produce(settings, tmp_path, won)
+        assert settings.database_url is not None
+        url = settings.database_url.get_secret_value()
+
+        def due_times() -> dict[str, datetime]:
+            with psycopg.connect(url) as conn:
+                rows = conn.execute("SELECT rule_id, due_at FROM timers").fetchall()
+            return dict(rows) if len(rows) == 2 else {}
+
+        stored = wait_for(due_times, timeout=90, what="both timers stored by the scheduler")
+    finally:
+        codes = [stop_process(process) for process in processes]
+    assert stored == {
+        "call-tomorrow-at-two": datetime(2027, 3, 28, 12, 0, tzinfo=UTC),
+        "renewal-in-six-months": datetime(2027, 9, 27, 21, 30, tzinfo=UTC),
+    }
+    assert codes == [0, 0]

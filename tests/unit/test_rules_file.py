@@ -8,7 +8,7 @@ import pytest
 
 from automation_core import rules_file
 from automation_core.rule_errors import RulesInvalid
-from automation_core.rule_spec import rule_from_spec, rule_to_spec
+from automation_core.rule_spec import TimeSpec, rule_from_spec, rule_to_spec
 from automation_core.rules_file import MAX_RULES, validate_rules_file
 from tests.unit.rule_builders import PIPELINES, rules_yaml, validated
 
@@ -285,3 +285,32 @@ def test_the_worked_examples_of_the_docs_validate() -> None:
     block = doc.split("## Worked examples")[1].split("```yaml")[1].split("```")[0]
     assert block.lstrip().startswith("pipelines:"), "the worked example is a whole file"
     assert len(validate_rules_file(block).rules) == 5
+
+
+def test_calendar_months_are_a_delay_unit_and_travel_in_the_spec() -> None:
+    rule = validated(
+        GOOD.replace("action:", "when: {delay: 6mo, timezone: Europe/Berlin}\n  action:")
+    )
+    rule_spec = rule.rules[0].spec
+    assert rule_spec["when"] == {"delay_seconds": 0, "delay_months": 6, "timezone": "Europe/Berlin"}
+    assert rule_to_spec(rule_from_spec(rule.rules[0]).spec) == rule_spec
+    assert rule_from_spec(rule.rules[0]).spec.when == TimeSpec(
+        delay_months=6, timezone="Europe/Berlin"
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        pytest.param(
+            "{field: close_date, offset: -1mo, timezone: UTC}",
+            "when.offset: bad duration '-1mo' (months, 'mo', only in a delay)",
+            id="months-in-an-offset",
+        ),
+        pytest.param("{delay: 121mo}", "when.delay: duration '121mo' is longer", id="too-long"),
+        pytest.param("{delay: 6mo6mo}", "when.delay: bad duration '6mo6mo' (a unit", id="twice"),
+    ],
+)
+def test_month_delays_are_validated(when: str, message: str) -> None:
+    found = problems(GOOD.replace("action:", f"when: {when}\n  action:"))
+    assert any(message in p for p in found), found

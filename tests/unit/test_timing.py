@@ -57,6 +57,66 @@ SPLIT = WorkingCalendar(
             id="tomorrow-14h-across-autumn-dst-change",
         ),
         pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-03-28T22:30:00Z",  # 23:30 CET, the night the clocks go forward
+            "2026-03-29T12:00:00Z",  # 14:00 CEST on the 29th, not the 30th
+            id="tomorrow-14h-from-the-evening-before-the-spring-change",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-10-24T22:15:00Z",  # 00:15 CEST on the 25th, the night they go back
+            "2026-10-26T13:00:00Z",  # 14:00 CET on the 26th, not the 25th
+            id="tomorrow-14h-from-just-after-midnight-the-autumn-night",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=7 * 86400, at=time(9), timezone=BERLIN),
+            "2026-03-22T22:30:00Z",  # Sunday 23:30 CET
+            "2026-03-29T07:00:00Z",  # the Sunday a week later (clocks forward), 09:00 CEST
+            id="in-a-week-at-9-counts-calendar-days",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=86400 + 12 * 3600, at=time(14), timezone=BERLIN),
+            "2026-11-26T20:00:00Z",  # 21:00: +12 h is the 27th, +1 calendar day the 28th
+            "2026-11-28T13:00:00Z",
+            id="days-count-calendar-days-hours-exact",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=25 * 3600, timezone=BERLIN),
+            "2026-03-28T22:30:00Z",
+            "2026-03-29T23:30:00Z",
+            id="a-plain-delay-stays-exact-seconds-across-dst",
+        ),
+        pytest.param(
+            TimeSpec(delay_months=6, timezone=BERLIN),
+            "2026-01-15T09:00:00Z",  # 10:00 CET
+            "2026-07-15T08:00:00Z",  # 10:00 CEST: the wall clock is kept
+            id="six-months-same-day-same-wall-clock",
+        ),
+        pytest.param(
+            TimeSpec(delay_months=6, timezone=BERLIN),
+            "2026-08-31T08:00:00Z",
+            "2027-02-28T09:00:00Z",
+            id="six-months-clamped-at-the-end-of-february",
+        ),
+        pytest.param(
+            TimeSpec(delay_months=1, timezone=BERLIN),
+            "2028-01-31T11:00:00Z",
+            "2028-02-29T11:00:00Z",
+            id="a-month-after-31-january-in-a-leap-year",
+        ),
+        pytest.param(
+            TimeSpec(delay_months=13, delay_seconds=86400, at=time(14), timezone=BERLIN),
+            "2026-11-26T10:00:00Z",
+            "2027-12-27T13:00:00Z",
+            id="months-then-days-then-the-time-of-day",
+        ),
+        pytest.param(
+            TimeSpec(delay_months=6),
+            "2026-11-30T10:00:00Z",
+            "2027-05-30T10:00:00Z",
+            id="months-without-a-zone-count-in-utc",
+        ),
+        pytest.param(
             TimeSpec(delay_seconds=86400, at=time(2, 30), timezone=BERLIN),
             "2026-03-28T12:00:00Z",
             "2026-03-29T01:00:00Z",
