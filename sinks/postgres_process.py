@@ -20,7 +20,7 @@ from crm_automation.process import Readiness
 from crm_automation.settings import Settings
 from sinks import postgres
 from sinks.metrics import SinkMetrics
-from sinks.postgres_rows import Rows
+from sinks.postgres_rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, Rows
 
 logger = logging.getLogger(__name__)
 
@@ -331,9 +331,14 @@ def _observe(rows: Rows, metrics: SinkMetrics) -> None:
         if batch:
             metrics.writes.labels(SINK, kind, "ok").inc(len(batch))
     now = datetime.now(UTC)
-    for table in (rows.leads, rows.deals, rows.activities):
+    for table, columns in (
+        (rows.leads, LEAD_COLUMNS),
+        (rows.deals, DEAL_COLUMNS),
+        (rows.activities, ACTIVITY_COLUMNS),
+    ):
+        at = columns.index("event_occurred_at")
         for row in table:
-            occurred_at = row[-1]
+            occurred_at = row[at]
             if occurred_at is not None:
                 metrics.end_to_end.labels(SINK, "immediate").observe(
                     max(0.0, (now - occurred_at).total_seconds())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -50,6 +50,10 @@ DEAL_COLUMNS = (
     "fields",
     "copy_depth",
     "event_occurred_at",
+    "begin_date",
+    "close_date",
+    "company_title",
+    "contacts",
 )
 ACTIVITY_COLUMNS = (
     "action_id",
@@ -152,6 +156,10 @@ class Rows:
                     Jsonb(item.fields),
                     p.copy_depth,
                     action.occurred_at,
+                    item.begin_date,
+                    item.close_date,
+                    item.company.title if item.company else None,
+                    Jsonb([asdict(c) for c in item.contacts]),
                 )
             )
         elif isinstance(p, PlanActivity):

@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -80,7 +80,9 @@ def deal() -> Action:
         amount=Decimal("12000.50"),
         currency="EUR",
         company=Company("c-1", "Müller GmbH"),
-        contacts=(Contact("p-1", "Anna"),),
+        contacts=(Contact("p-1", "Anna", "Müller", "anna@example.com", "+49 30 1234"),),
+        begin_date=date(2026, 11, 1),
+        close_date=date(2026, 11, 30),
         fields={"UF_CONTRACT_NO": "MV-17", "UF_SEATS": ["3"]},
     )
     return action(
@@ -188,12 +190,14 @@ def test_a_batch_of_every_kind_lands_with_every_column_right(conn: psycopg.Conne
     assert fetch(
         conn,
         "SELECT action_id, deal_id, source_item_key, title, pipeline_id, stage_id,"
-        " responsible_id, amount, currency, company_id, contact_ids, fields, copy_depth"
-        " FROM deals",
+        " responsible_id, amount, currency, company_id, contact_ids, fields, copy_depth,"
+        " begin_date, close_date, company_title, contacts FROM deals",
     ) == [
         (the_deal.action_id, "deal-2", "DEAL:4711", "Maintenance", "installation", "NEW", "u-9",
          Decimal("12000.50"), "EUR", "c-1", ["p-1"], {"UF_CONTRACT_NO": "MV-17", "UF_SEATS": ["3"]},
-         1)
+         1, date(2026, 11, 1), date(2026, 11, 30), "Müller GmbH",
+         [{"id": "p-1", "name": "Anna", "last_name": "Müller", "email": "anna@example.com",
+           "phone": "+49 30 1234"}])
     ]  # fmt: skip
     assert fetch(
         conn,
