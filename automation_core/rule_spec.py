@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any, Literal
 
 from automation_core.model import Rule
@@ -30,6 +30,10 @@ class WorkingCalendar:
     hours: tuple[tuple[time, time], ...]
     holidays: str | None = None
     """Country code for the `holidays` library, optionally with subdivision: `DE`, `DE-BY`."""
+    days_off: frozenset[date] = frozenset()
+    """The company's own days off (a closing day, the days between the holidays)."""
+    extra_working_days: frozenset[date] = frozenset()
+    """Dates worked although the week or the holidays say otherwise (a Saturday event)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,12 @@ def calendar_to_dict(c: WorkingCalendar) -> dict[str, Any]:
         "days": [WEEKDAYS[d] for d in c.days],
         "hours": [f"{a.strftime('%H:%M')}-{b.strftime('%H:%M')}" for a, b in c.hours],
         "holidays": c.holidays,
+        **({"days_off": sorted(d.isoformat() for d in c.days_off)} if c.days_off else {}),
+        **(
+            {"extra_working_days": sorted(d.isoformat() for d in c.extra_working_days)}
+            if c.extra_working_days
+            else {}
+        ),
     }
 
 
@@ -297,6 +307,8 @@ def calendar_from_dict(d: dict[str, Any]) -> WorkingCalendar:
         tuple(WEEKDAYS.index(day) for day in d["days"]),
         tuple(hours),
         d.get("holidays"),
+        frozenset(date.fromisoformat(day) for day in d.get("days_off", ())),
+        frozenset(date.fromisoformat(day) for day in d.get("extra_working_days", ())),
     )
 
 

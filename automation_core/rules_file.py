@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -301,7 +301,8 @@ class _Checker:
             return None
 
     def calendar(self, name: str, raw: Any, path: str) -> None:
-        c = self.mapping(raw, path, {"timezone", "days", "hours", "holidays"}, ("timezone",))
+        keys = {"timezone", "days", "hours", "holidays", "days_off", "extra_working_days"}
+        c = self.mapping(raw, path, keys, ("timezone",))
         if c is None:
             return
         if not ID_PATTERN.fullmatch(name):
@@ -326,10 +327,27 @@ class _Checker:
                     f"unknown holiday country {holidays_code!r} (e.g. DE, DE-BY, AT)",
                 )
                 holidays_code = None
+        days_off = self.dates(c.get("days_off", []), _join(path, "days_off"))
+        extra = self.dates(c.get("extra_working_days", []), _join(path, "extra_working_days"))
+        for both in sorted(days_off & extra):
+            self.add(path, f"{both.isoformat()} is both a day off and an extra working day")
         if zone is not None and hours is not None and days:
             self.calendars[name] = WorkingCalendar(
-                name, zone, tuple(sorted(days)), hours, holidays_code
+                name, zone, tuple(sorted(days)), hours, holidays_code, days_off, extra
             )
+
+    def dates(self, raw: Any, path: str) -> frozenset[date]:
+        """A list of ISO dates (`2026-12-24`)."""
+        if not isinstance(raw, list):
+            self.add(path, "expected a list of dates like [2026-12-24, 2026-12-31]")
+            return frozenset()
+        found: set[date] = set()
+        for j, value in enumerate(raw):
+            try:
+                found.add(date.fromisoformat(str(value)))
+            except ValueError:
+                self.add(f"{path}[{j}]", f"expected a date like 2026-12-24, got {value!r}")
+        return frozenset(found)
 
     def hours(self, raw: Any, path: str) -> tuple[tuple[time, time], ...] | None:
         spans = [raw] if isinstance(raw, str) else raw

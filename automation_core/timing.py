@@ -138,7 +138,11 @@ def next_working_moment(moment: datetime, calendar: WorkingCalendar) -> datetime
 
 
 def is_working_day(day: date, calendar: WorkingCalendar) -> bool:
-    if day.weekday() not in calendar.days:
+    """The company's own dates first (extra working days, then days off), then the week
+    and the public holidays."""
+    if day in calendar.extra_working_days:
+        return True
+    if day in calendar.days_off or day.weekday() not in calendar.days:
         return False
     if calendar.holidays is None:
         return True

@@ -348,7 +348,19 @@ def test_restarting_postgres_in_immediate_mode_mid_stream_loses_and_duplicates_n
 CALENDAR_TIME = """
 pipelines:
   - {id: sales, entity_type: DEAL, stages: [NEW, APPROVAL, WON, LOST]}
+working_time:
+  company:
+    timezone: Europe/Berlin
+    days: [mon, tue, wed, thu, fri]
+    hours: "09:00-18:00"
+    holidays: DE
+    days_off: ["2027-03-26"]
+    extra_working_days: ["2027-03-28"]
 rules:
+  - id: review-in-office-hours
+    trigger: {entity_type: DEAL, pipeline: sales, stage: WON}
+    when: {delay: 1m, working_time: company}
+    action: {type: plan_activity, subject: Review}
   - id: call-tomorrow-at-two
     trigger: {entity_type: DEAL, pipeline: sales, stage: WON}
     when: {delay: 1d, at: "14:00", timezone: Europe/Berlin}
@@ -360,7 +372,7 @@ rules:
 """
 
 
-def test_calendar_days_and_months_are_stored_as_the_timers_due_times(
+def test_calendar_days_months_and_company_days_are_stored_as_the_timers_due_times(
     settings: Settings, tmp_path: Path
 ) -> None:
     # 23:30 in Berlin on 27 March 2027, the night the clocks go forward: "tomorrow at
@@ -380,12 +392,14 @@ def test_calendar_days_and_months_are_stored_as_the_timers_due_times(
         def due_times() -> dict[str, datetime]:
             with psycopg.connect(url) as conn:
                 rows = conn.execute("SELECT rule_id, due_at FROM timers").fetchall()
-            return dict(rows) if len(rows) == 2 else {}
+            return dict(rows) if len(rows) == 3 else {}
 
-        stored = wait_for(due_times, timeout=90, what="both timers stored by the scheduler")
+        stored = wait_for(due_times, timeout=90, what="the three timers stored by the scheduler")
     finally:
         codes = [stop_process(process) for process in processes]
     assert stored == {
+        # Sunday 28 March is the company's extra working day: 09:00 summer time.
+        "review-in-office-hours": datetime(2027, 3, 28, 7, 0, tzinfo=UTC),
         "call-tomorrow-at-two": datetime(2027, 3, 28, 12, 0, tzinfo=UTC),
         "renewal-in-six-months": datetime(2027, 9, 27, 21, 30, tzinfo=UTC),
     }

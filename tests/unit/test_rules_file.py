@@ -314,3 +314,52 @@ def test_calendar_months_are_a_delay_unit_and_travel_in_the_spec() -> None:
 def test_month_delays_are_validated(when: str, message: str) -> None:
     found = problems(GOOD.replace("action:", f"when: {when}\n  action:"))
     assert any(message in p for p in found), found
+
+
+# A second calendar under PIPELINES' `working_time:` mapping, and one rule that uses it.
+COMPANY_CALENDAR = """  company:
+    timezone: Europe/Berlin
+    holidays: DE
+    days_off: [DAYS_OFF]
+    extra_working_days: [EXTRA]
+rules:
+- id: call-client
+  trigger: {entity_type: DEAL, pipeline: sales, stage: APPROVAL}
+  when: {delay: 1h, working_time: company}
+  action: {type: plan_activity, subject: Call}
+"""
+
+
+def company(days_off: str, extra: str) -> str:
+    return COMPANY_CALENDAR.replace("DAYS_OFF", days_off).replace("EXTRA", extra)
+
+
+def test_company_days_off_and_extra_working_days_travel_with_the_calendar() -> None:
+    rule = validate_rules_file(PIPELINES + company("2026-12-24, 2026-12-31", "2026-12-05"))
+    calendar = rule.rules[0].spec["when"]["working_time"]
+    assert calendar["days_off"] == ["2026-12-24", "2026-12-31"]
+    assert calendar["extra_working_days"] == ["2026-12-05"]
+    assert rule_to_spec(rule_from_spec(rule.rules[0]).spec) == rule.rules[0].spec
+
+
+@pytest.mark.parametrize(
+    ("days_off", "extra", "message"),
+    [
+        pytest.param(
+            "2026-12-32",
+            "",
+            "working_time.company.days_off[0]: expected a date like 2026-12-24, got '2026-12-32'",
+            id="bad-date",
+        ),
+        pytest.param(
+            "2026-12-24",
+            "2026-12-24",
+            "working_time.company: 2026-12-24 is both a day off and an extra working day",
+            id="both",
+        ),
+    ],
+)
+def test_company_dates_are_validated(days_off: str, extra: str, message: str) -> None:
+    with pytest.raises(RulesInvalid) as caught:
+        validate_rules_file(PIPELINES + company(days_off, extra))
+    assert message in [str(p) for p in caught.value.problems]

@@ -12,6 +12,15 @@ from tests.unit.rule_builders import event, item, utc
 
 BERLIN = "Europe/Berlin"
 OFFICE = WorkingCalendar("office", BERLIN, (0, 1, 2, 3, 4), ((time(9), time(18)),), "DE")
+COMPANY = WorkingCalendar(
+    "company",
+    BERLIN,
+    (0, 1, 2, 3, 4),
+    ((time(9), time(18)),),
+    "DE",
+    days_off=frozenset({date(2026, 12, 24), date(2026, 12, 31)}),
+    extra_working_days=frozenset({date(2026, 12, 5), date(2027, 1, 6), date(2026, 10, 3)}),
+)
 SPLIT = WorkingCalendar(
     "split", BERLIN, (0, 1, 2, 3, 4), ((time(9), time(12)), (time(13), time(17))), None
 )
@@ -173,6 +182,30 @@ SPLIT = WorkingCalendar(
             "2026-12-24T17:30:00Z",
             "2026-12-28T08:00:00Z",
             id="christmas-holidays-and-weekend-skipped",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=COMPANY),
+            "2026-12-23T17:30:00Z",  # Wed 18:30: Thu 24 and Thu 31 Dec are days off here
+            "2026-12-28T08:00:00Z",  # Fri 25, Sat 26 holidays, Sun 27: Mon 28 09:00
+            id="a-company-day-off-is-skipped",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=COMPANY),
+            "2026-12-04T17:30:00Z",  # Fri 18:30; Sat 5 Dec is an extra working day
+            "2026-12-05T08:00:00Z",
+            id="an-extra-working-saturday-is-worked",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=COMPANY),
+            "2027-01-05T17:30:00Z",  # Tue 18:30; Epiphany is no holiday in DE, but Wed 6
+            "2027-01-06T08:00:00Z",  # is an extra working day anyway (a normal Wednesday)
+            id="an-extra-working-day-on-a-weekday-changes-nothing",
+        ),
+        pytest.param(
+            TimeSpec(delay_seconds=0, working_time=COMPANY),
+            "2026-10-02T17:30:00Z",  # Fri 19:30 CEST; Sat 3 Oct is German Unity Day and
+            "2026-10-03T07:00:00Z",  # an extra working day: the company's date wins
+            id="an-extra-working-day-on-a-public-holiday-is-worked",
         ),
         pytest.param(
             TimeSpec(delay_seconds=0, working_time=SPLIT),
