@@ -1,0 +1,94 @@
+"""The engine's pure work per event, without Kafka: evaluate, encode the outputs, decode.
+
+    .venv/bin/python bench/core_bench.py [--events E] [--rules N] [--repeat R]
+
+The events and rules of bench/engine_bench.py (20,000 events, 1,000 rules by default),
+evaluated in order with each item's state carried along, as one engine sees them. Prints
+µs per event for `evaluate()`, for encoding every output record (actions, timer
+commands, executions) and for decoding the event; the best of R timed passes after a
+warm-up. These are the pure rows of BENCHMARKS.md's engine budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from automation_core.evaluate import Decision, ItemState, evaluate
+from automation_core.model import StageChanged
+from automation_core.rules_file import validate_rules_data
+from crm_automation import codec, rules_topic
+from streams.rules_registry import RulesRegistry
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_bench import make_events, rules_text  # noqa: E402
+
+
+def best_of(repeat: int, work: Callable[[], Any]) -> float:
+    """The shortest of `repeat` timed runs of `work`, after one untimed warm-up run."""
+    work()
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rules", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    events = make_events(args.events)
+    registry = RulesRegistry()
+    validated = validate_rules_data(json.loads(rules_text(args.rules)))
+    for record in rules_topic.plan_apply(validated, rules_topic.Published(), False).upserts:
+        registry.apply(rules_topic.key_of(record).encode(), codec.encode(record))
+    decoded = [(key, codec.decode_as(value, StageChanged)) for key, value in events]
+    decisions: list[Decision] = []
+
+    def evaluate_all() -> None:
+        states: dict[bytes, ItemState] = {}
+        decisions.clear()
+        for key, event in decoded:
+            decision = evaluate(event, states.get(key), registry.index, registry.pipelines)
+            if decision.new_state is not None:
+                states[key] = decision.new_state
+            decisions.append(decision)
+
+    per_event = 1e6 / args.events
+    evaluating = best_of(args.repeat, evaluate_all) * per_event
+    records = [
+        r
+        for d in decisions
+        for r in (*d.actions, *d.completions, *d.cancels, *d.timers, *d.executions)
+    ]
+
+    def encode_all() -> None:
+        for record in records:
+            codec.encode(record)
+
+    def decode_all() -> None:
+        for _key, value in events:  # nothing kept: the engine holds no event either
+            codec.decode_as(value, StageChanged)
+
+    encoding = best_of(args.repeat, encode_all) * per_event
+    decoding = best_of(args.repeat, decode_all) * per_event
+    print(f"{args.events:,} events, {args.rules:,} rules, best of {args.repeat}")
+    print(f"evaluate                     {evaluating:7.1f} us per event")
+    print(
+        f"encode the output records    {encoding:7.1f} us per event"
+        f" ({len(records) / args.events:.1f} records)"
+    )
+    print(f"decode the event             {decoding:7.1f} us per event")
+
+
+if __name__ == "__main__":
+    main()
