@@ -51,7 +51,9 @@ class EventWork:
     new_state: ItemState | None
 
 
-def prepare(s: Settings, validated: ValidatedRules, events: list[tuple[bytes, bytes]]) -> Any:
+def prepare(
+    s: Settings, validated: ValidatedRules, events: list[tuple[bytes, bytes]]
+) -> tuple[dict[bytes, EventWork], StageChangeHandler]:
     """The engine's work for every event (by its value bytes) and the handler that encodes."""
     registry = RulesRegistry()
     plan = rules_topic.plan_apply(validated, rules_topic.Published(), prune=False)

@@ -181,17 +181,16 @@ def guard_head_gaps(consumer: Any, head_floors: Mapping[Any, int]) -> None:
 
 async def _committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     """The group's committed offsets (Faust's consumer seeks to them), retried: the
-    coordinator may be unavailable for a moment while the broker or the group starts."""
+    coordinator may be unavailable for a moment while the broker or the group starts.
+    The last attempt's error reaches the caller."""
     seek: Callable[[], Awaitable[Mapping[Any, int | None]]] = consumer.seek_to_committed
-    for attempt in range(1, ATTEMPTS + 1):
+    for attempt in range(1, ATTEMPTS):
         try:
             return await seek()
         except Exception as exc:  # noqa: BLE001 - e.g. coordinator not available yet
-            if attempt == ATTEMPTS:
-                raise
             logger.warning("reading committed offsets failed attempt=%s error=%s", attempt, exc)
             await asyncio.sleep(BACKOFF_SECONDS * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await seek()
 
 
 def partition_state(consumer: Any, topic: str) -> str:
