@@ -93,6 +93,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+ENGINE_ENV: dict[str, str] = {}
+"""Extra settings for the engine (--engine-env KEY=VALUE, for A/B runs of one lever)."""
+
+
 def start(
     command: list[str], env: dict[str, str], work: Path, name: str
 ) -> subprocess.Popen[bytes]:
@@ -146,6 +150,8 @@ def run_rate(
             home.mkdir(parents=True, exist_ok=True)
             ports[name] = free_port()
             child_env = {**env, "CRM_AUTOMATION_HOME": str(home), port_var: str(ports[name])}
+            if name == "engine":
+                child_env.update(ENGINE_ENV)
             processes.append(start(command, child_env, home, name))
         result = measure(s, url, rate, seconds, run, processes, profile)
         return {**result, **engine_batches(ports["engine"])}
@@ -321,7 +327,15 @@ def main() -> None:
     parser.add_argument("--rates", default="500,2000")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--profile", type=Path, help="py-spy (with idle) engine and sink to DIR")
+    parser.add_argument(
+        "--engine-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the engine (e.g. CRM_AUTOMATION_ENGINE_BATCH_WINDOW_SECONDS=0.01)",
+    )
     args = parser.parse_args()
+    ENGINE_ENV.update(item.split("=", 1) for item in args.engine_env)
     seconds = args.seconds or (4.0 if args.quick else 30.0)
     rates = [int(r) for r in args.rates.split(",")]
     result: dict[str, Any] = {"seconds_per_rate": seconds, "by_rate": {}}

@@ -13,7 +13,12 @@ from prometheus_client import CollectorRegistry
 from crm_automation import kafka_clients, topics
 from crm_automation.process import Readiness
 from crm_automation.settings import Settings
-from streams.faust_compat import RulesTable, as_current_event, install_recovery_seek
+from streams.faust_compat import (
+    RulesTable,
+    as_current_event,
+    install_recovery_seek,
+    shorten_fetch_wait,
+)
 from streams.handler import Source, StageChangeHandler
 from streams.metrics import EngineMetrics
 from streams.outbox import ConfirmingProducer
@@ -39,6 +44,7 @@ def build_engine(
     """The Faust app: rules GlobalTable, per-item state table, the stage-changes agent."""
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("no Kafka configured: set CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS")
+    shorten_fetch_wait()
     app = faust.App(
         group_id(settings),
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],

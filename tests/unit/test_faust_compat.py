@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import faust
 import pytest
+from aiokafka.consumer.consumer import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import Fetcher
 from faust import streams as faust_streams
 from faust.assignor import partition_assignor
 from faust.tables import recovery
@@ -32,7 +34,14 @@ from streams.faust_compat import (
     check_versions,
     guard_head_gaps,
     install_recovery_seek,
+    shorten_fetch_wait,
 )
+
+
+def _faust_create_worker_consumer() -> Any:
+    """Faust's own method, also after `shorten_fetch_wait` wrapped it in this process."""
+    thread_class = faust_aiokafka.AIOKafkaConsumerThread
+    return getattr(thread_class, "_crm_faust_create", thread_class._create_worker_consumer)
 
 
 def fingerprint(function: Any) -> str:
@@ -57,6 +66,11 @@ UPSTREAM = {
     "FlowControlEvent.resume": FlowControlEvent.resume,
     # guard_head_gaps: the commit rule it wraps.
     "Consumer._new_offset": faust_consumer.Consumer._new_offset,
+    # shorten_fetch_wait: Faust's fixed 1,500 ms, the attribute aiokafka's start() hands
+    # to its fetcher, and the fetcher's rule that keeps partitions out of a request.
+    "AIOKafkaConsumerThread._create_worker_consumer": _faust_create_worker_consumer(),
+    "AIOKafkaConsumer.start": AIOKafkaConsumer.start,
+    "Fetcher._get_actions_per_node": Fetcher._get_actions_per_node,
 }
 
 
@@ -90,6 +104,9 @@ EXPECTED = {
     "AIOKafkaConsumerThread._seek_wait": "9d221e816d940467",
     "FlowControlEvent.resume": "4dcdc1253fd0dcb4",
     "Consumer._new_offset": "1d2c7ea89a7ad4f1",
+    "AIOKafkaConsumerThread._create_worker_consumer": "c2701bfc3e6f6cad",
+    "AIOKafkaConsumer.start": "2f1ba70443327538",
+    "Fetcher._get_actions_per_node": "1dab2cf937d165d0",
 }
 
 
@@ -240,3 +257,20 @@ def test_fausts_queue_clear_on_resume_drops_what_was_put_while_suspended() -> No
         return queue.qsize()
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_the_engines_consumer_fetches_with_a_short_wait_where_faust_sets_one_and_a_half_s() -> None:
+    async def created_waits() -> tuple[int, int]:
+        app = faust.App("compat-test", broker="kafka://127.0.0.1:1")
+        thread = app.consumer._thread
+        fausts = _faust_create_worker_consumer()(thread, app.transport)
+        shorten_fetch_wait()
+        shorten_fetch_wait()  # once per process: a second app does not wrap it again
+        ours = thread._create_worker_consumer(app.transport)
+        for consumer in (fausts, ours):
+            await consumer.stop()
+        thread.thread_loop.close()  # never started: its loop is closed by hand
+        return fausts._fetch_max_wait_ms, ours._fetch_max_wait_ms
+
+    assert asyncio.run(created_waits()) == (1500, faust_compat.FETCH_MAX_WAIT_MS)
+    assert faust_compat.FETCH_MAX_WAIT_MS <= 100
