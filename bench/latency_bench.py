@@ -154,7 +154,7 @@ def run_rate(
                 child_env.update(ENGINE_ENV)
             processes.append(start(command, child_env, home, name))
         result = measure(s, url, rate, seconds, run, processes, profile)
-        return {**result, **engine_batches(ports["engine"])}
+        return {**result, **engine_batches(ports["engine"]), **sink_batches(ports["sink"])}
     finally:
         for process in processes:
             stop(process)
@@ -296,6 +296,32 @@ def engine_batches(port: int) -> dict[str, float]:
     }
 
 
+def sink_batches(port: int) -> dict[str, float]:
+    """The Postgres sink's batch writes (one transaction each) over the whole run: how many,
+    their mean, and how many took longer than 100 and 250 ms (histogram buckets)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+        text = r.read().decode()
+    count = total = 0.0
+    within: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "crm_automation_sink_batch_duration_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                count += sample.value
+            elif sample.name.endswith("_sum"):
+                total += sample.value
+            elif sample.name.endswith("_bucket"):
+                le = sample.labels["le"]
+                within[le] = within.get(le, 0.0) + sample.value
+    return {
+        "sink_batches": count,
+        "sink_batch_ms_mean": total * 1000 / count if count else 0.0,
+        "sink_batches_over_100ms": count - within.get("0.1", count),
+        "sink_batches_over_250ms": count - within.get("0.25", count),
+    }
+
+
 def engine_latencies(s: Settings, expected: int) -> list[float]:
     """occurred_at -> the action's timestamp on the actions topic (ms), in topic order."""
     consumer = Consumer(
@@ -352,6 +378,9 @@ def main() -> None:
                 f"  (engine: {r['engine_events']:.0f} events in {r['engine_batches']:.0f}"
                 f" batches, {r['engine_events_per_batch']:.1f} per batch,"
                 f" {r['engine_batch_ms_per_event']:.2f} ms in batches per event)"
+                f"  (sink: {r['sink_batches']:.0f} batch writes, mean"
+                f" {r['sink_batch_ms_mean']:.0f} ms, {r['sink_batches_over_100ms']:.0f} over"
+                f" 100 ms, {r['sink_batches_over_250ms']:.0f} over 250 ms)"
                 + ("" if r["complete"] else f"  NOT SUSTAINED: {r['arrived']} of {r['events']}"),
                 flush=True,
             )
