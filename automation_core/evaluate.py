@@ -191,7 +191,7 @@ def _leave(
         stage_entry_id=state.stage_entry_id,
     )
     complete = Action(
-        action_id=ids.completion_id(event.event_id, state.stage_entry_id),
+        action_id=ids.completion_id(event.key, event.event_id, state.stage_entry_id),
         rule_id="",
         rule_version="",
         item_key=event.key,
@@ -214,7 +214,7 @@ class _RuleResult:
 
 def _run_rule(compiled: CompiledRule, event: StageChanged, floor: datetime) -> _RuleResult:
     rule, spec = compiled.rule, compiled.spec
-    action_id = ids.action_id(event.event_id, rule.id, rule.version, 0)
+    action_id = ids.action_id(event.key, event.event_id, rule.id, rule.version, 0)
 
     def record(
         status: ExecutionStatus, reason: str | None = None, due_at: datetime | None = None

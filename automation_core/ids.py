@@ -1,4 +1,8 @@
-"""Deterministic ids: the same event and rule always give the same action and entity ids."""
+"""Deterministic ids: the same item, event and rule always give the same action and entity ids.
+
+The item key is part of every id's material: two items whose producer gave their events
+the same event id still get ids of their own (and so effects of their own).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +13,24 @@ from json.encoder import encode_basestring_ascii as _json_string
 ACTION_ID_HEX_CHARS = 32
 
 
-def action_id(event_id: str, rule_id: str, rule_version: str, index: int) -> str:
-    """Hex sha256 of (event id, rule id, rule version, action index), 32 characters.
+def action_id(item_key: str, event_id: str, rule_id: str, rule_version: str, index: int) -> str:
+    """Hex sha256 of (item key, event id, rule id, rule version, action index), 32 characters.
 
-    The hashed material is the compact JSON array of the four, byte for byte what
-    `json.dumps([...], separators=(",", ":"))` writes (ids must never change), built
-    without `json.dumps`: it is computed for every rule an event triggers.
+    The hashed material is the compact JSON array of the five, byte for byte what
+    `json.dumps([...], separators=(",", ":"))` writes (ids must not change between
+    releases: sinks dedupe on them), built without `json.dumps`: it is computed for
+    every rule an event triggers.
     """
     material = (
-        f"[{_json_string(event_id)},{_json_string(rule_id)},{_json_string(rule_version)},"
-        f"{int(index)}]"
+        f"[{_json_string(item_key)},{_json_string(event_id)},{_json_string(rule_id)},"
+        f"{_json_string(rule_version)},{int(index)}]"
     )
     return hashlib.sha256(material.encode()).hexdigest()[:ACTION_ID_HEX_CHARS]
 
 
-def completion_id(event_id: str, stage_entry_id: str) -> str:
+def completion_id(item_key: str, event_id: str, stage_entry_id: str) -> str:
     """The id of the CompleteActivities action for the stage entry an event ends."""
-    material = json.dumps(["complete_activities", event_id, stage_entry_id])
+    material = json.dumps(["complete_activities", item_key, event_id, stage_entry_id])
     return hashlib.sha256(material.encode()).hexdigest()[:ACTION_ID_HEX_CHARS]
 
 

@@ -84,8 +84,8 @@ class StageChangeHandler:
         if key is not None and key.decode("utf-8", "replace") != event.key:
             raise InvalidEvent(f"message key does not match the event's item key {event.key!r}")
         if not event.event_id or not event.item_id:
-            # Action ids derive from the event id: two events with an empty one would
-            # share their actions' ids, and the second item's actions would be dropped.
+            # Action ids and the item's duplicate check derive from the event id: two
+            # events of one item without one would be taken for the same event.
             raise InvalidEvent("event_id and item_id are required", field="event_id")
         pipelines = self._registry.pipelines
         # An event of a pipeline or stage the rules do not declare was silently dropped

@@ -214,7 +214,7 @@ def test_the_analysts_sql_runs_on_what_the_postgres_sink_wrote(
     ]
     assert [(c[0], c[1], c[4]) for c in copies] == [
         (
-            "deal-91af2754767cef20031638a9c2e84c8a",
+            "deal-680c80b86834ab7a6f5a9eb3f865cd03",
             "Maintenance Müller GmbH (installation)",
             "DEAL:4711",
         )

@@ -174,6 +174,15 @@ def test_a_redelivered_event_creates_nothing_twice(pipeline: Settings, tmp_path:
     assert [row[0] for row in deals(pipeline)] == ["DEAL:4711", "DEAL:4712", "DEAL:4713"]
 
 
+def test_two_items_whose_producer_reused_an_event_id_each_get_their_own_copy(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    produce(pipeline, tmp_path, event("evt-1", "4711"), event("evt-1", "4712"))
+
+    wait_for(lambda: len(deals(pipeline)) == 2, timeout=90, what="a copied deal for each item")
+    assert [row[0] for row in deals(pipeline)] == ["DEAL:4711", "DEAL:4712"]
+
+
 def test_a_rule_edit_changes_behaviour_for_new_events_without_a_restart(
     pipeline: Settings, tmp_path: Path
 ) -> None:

@@ -88,7 +88,7 @@ def test_a_duplicated_event_yields_nothing_new(
 
 @settings(max_examples=100, deadline=None)
 @given(events, st.text(min_size=1, max_size=8))
-def test_ids_depend_only_on_event_rule_and_version(event: StageChanged, other: str) -> None:
+def test_ids_depend_only_on_item_event_rule_and_version(event: StageChanged, other: str) -> None:
     decision = evaluate(event, None, INDEX, PIPELINES)
     moved = evaluate(
         dataclasses.replace(event, occurred_at=event.occurred_at + timedelta(hours=1)),
@@ -106,15 +106,20 @@ def test_ids_depend_only_on_event_rule_and_version(event: StageChanged, other: s
         PIPELINES,
     )
     assert not set(ids) & {e.action_id for e in renamed.executions}
+    # Another item whose producer reused the event id: ids of its own.
+    other_item = evaluate(
+        dataclasses.replace(event, item_id=event.item_id + other), None, INDEX, PIPELINES
+    )
+    assert not set(ids) & {e.action_id for e in other_item.executions}
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(), st.text(), st.text(), st.integers(min_value=0, max_value=10_000))
+@given(st.text(), st.text(), st.text(), st.text(), st.integers(min_value=0, max_value=10_000))
 def test_action_ids_hash_the_compact_json_of_their_parts(
-    event_id: str, rule_id: str, version: str, index: int
+    item_key: str, event_id: str, rule_id: str, version: str, index: int
 ) -> None:
-    # Ids are a contract (sinks dedupe on them across upgrades): the material must stay
-    # byte for byte the compact JSON array it has always been.
-    material = json.dumps([event_id, rule_id, version, index], separators=(",", ":"))
+    # Ids are a contract (sinks dedupe on them): the material must stay byte for byte
+    # the compact JSON array docs/architecture.md describes.
+    material = json.dumps([item_key, event_id, rule_id, version, index], separators=(",", ":"))
     expected = hashlib.sha256(material.encode()).hexdigest()[:32]
-    assert ids.action_id(event_id, rule_id, version, index) == expected
+    assert ids.action_id(item_key, event_id, rule_id, version, index) == expected
