@@ -24,8 +24,11 @@ from automation_core.rule_spec import (
 from automation_core.templates import render
 from automation_core.timing import TimingError, compute_due
 
-COPY_CHAIN_LIMIT = 3
-"""A copy of a copy of a copy is refused, as in Bitrix24."""
+CREATION_CHAIN_LIMIT = 3
+"""Items automation creates form chains (a copy of a copy, a lead created for a lead that
+automation created, ...): the fourth generation is refused, as copies are in Bitrix24,
+so no rule set can create items for ever. A refused copy fails with `copy_chain_limit`,
+a refused lead with `creation_chain_limit`."""
 MAX_TITLE_CHARS = 255
 MAX_ID_CHARS = 128
 
@@ -55,6 +58,8 @@ def _responsible(templates: tuple[str, ...], event: StageChanged, action_id: str
 
 
 def _create_lead(spec: CreateLeadSpec, event: StageChanged, action_id: str) -> CreateLead:
+    if event.copy_depth >= CREATION_CHAIN_LIMIT:
+        raise ActionFailed("creation_chain_limit")
     item = event.item
     if item.company is None and not item.contacts:
         raise ActionFailed("no_client")
@@ -67,11 +72,12 @@ def _create_lead(spec: CreateLeadSpec, event: StageChanged, action_id: str) -> C
         is_repeat=True,
         pipeline_id=spec.pipeline_id,
         stage_id=spec.stage_id,
+        copy_depth=event.copy_depth + 1,
     )
 
 
 def _copy_deal(spec: CopyDealSpec, event: StageChanged, action_id: str) -> CopyDeal:
-    if event.copy_depth >= COPY_CHAIN_LIMIT:
+    if event.copy_depth >= CREATION_CHAIN_LIMIT:
         raise ActionFailed("copy_chain_limit")
     item = event.item
     if spec.title is not None:

@@ -127,6 +127,9 @@ class CreateLead:
     is_repeat: bool = True
     pipeline_id: str | None = None
     stage_id: str | None = None
+    copy_depth: int = 0
+    """The lead's generation: how many items automation created in the chain that ends
+    with it (its source event's `copy_depth` + 1), as for copied deals."""
 
     kind = ActionKind.CREATE_LEAD
 

@@ -16,7 +16,8 @@ def announcement(action: Action) -> StageChanged | None:
     """The event announcing the deal or lead an action creates (None for other actions).
 
     Its event id derives from the new item's id, so a re-sent announcement is a duplicate
-    the engine recognises; `copy_depth` carries the chain so the engine's limit holds.
+    the engine recognises; `copy_depth` carries the item's generation (deals and leads
+    alike) so the engine's chain limit holds.
     """
     at = action.due_at or action.occurred_at
     p = action.payload
@@ -48,6 +49,7 @@ def announcement(action: Action) -> StageChanged | None:
                 contacts=p.contacts,
             ),
             created_by_automation=True,
+            copy_depth=p.copy_depth,
             source_item_key=action.item_key,
         )
     return None

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any, TypeVar
 
+from fastavro.schema import to_parsing_canonical_form
+
 from crm_automation.codec.framing import (
     HEADER_LENGTH,
     MAGIC,
@@ -19,6 +21,7 @@ from crm_automation.codec.framing import (
     SchemaSet,
     WriterSchema,
     crc64_avro_fingerprint,
+    load_older_writers,
     load_writer_schemas,
 )
 from crm_automation.codec.records import FROM_AVRO, TO_AVRO, TopLevel
@@ -52,7 +55,8 @@ _CONVERSION_ERRORS = (ValueError, ArithmeticError, TypeError, KeyError)
 @cache
 def _schema_set() -> SchemaSet:
     # Parsed once per process, on first use rather than at import.
-    return SchemaSet(load_writer_schemas())
+    current = load_writer_schemas()
+    return SchemaSet(current, load_older_writers(current))
 
 
 def writer_schemas() -> Mapping[str, WriterSchema]:
@@ -105,7 +109,8 @@ def embedded_action(command: bytes) -> bytes | None:
     body is the tail of the message after the fields before it, which are skipped here.
     Call only on a command that `decode_as` accepted; None when it carries no action.
     """
-    if schema_name_of(command) != "TimerCommand":
+    writer = _schema_set().writer_of(command)
+    if writer.name != "TimerCommand":
         raise InvalidMessage("unexpected_schema", "not a TimerCommand")
     pos = HEADER_LENGTH
     pos = _skip_string(command, pos)  # kind
@@ -120,7 +125,19 @@ def embedded_action(command: bytes) -> bytes | None:
     branch, pos = _read_long(command, pos)  # action: ["null", Action]
     if not branch:
         return None
-    return _schema_set().by_name["Action"].header + command[pos:]
+    # The Action version the command was written with (an older command holds an older
+    # Action: the header names that one, and readers resolve it like any older message).
+    return _embedded_action_header(writer.fingerprint) + command[pos:]
+
+
+@cache
+def _embedded_action_header(command_fingerprint: bytes) -> bytes:
+    writer = _schema_set().by_fingerprint[command_fingerprint]
+    (field,) = (f for f in writer.parsed["fields"] if f["name"] == "action")
+    (action,) = (branch for branch in field["type"] if branch != "null")
+    header = MAGIC + crc64_avro_fingerprint(to_parsing_canonical_form(action))
+    _schema_set().writer_of(header)  # a version of Action the codec knows, or it raises
+    return header
 
 
 def _read_long(data: bytes, pos: int) -> tuple[int, int]:

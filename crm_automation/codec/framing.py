@@ -1,9 +1,16 @@
-"""Avro single-object encoding: `C3 01`, the writer schema's fingerprint, the body."""
+"""Avro single-object encoding: `C3 01`, the writer schema's fingerprint, the body.
+
+Messages written with an older version of a schema stay on the topics (and in the
+scheduler's stored actions), so every released version is kept in `schemas/avro/history/`
+(the whole schema, logical types included, named by its fingerprint) and read against
+the current schema (Avro schema resolution: fields added since get their defaults).
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,8 @@ class WriterSchema:
     fingerprint: bytes
     has_record_union: bool
     """A union of several records inside: read them as (fullname, dict) to know which."""
+    reader: Any = None
+    """The current schema of this name when this writer is an older version, else None."""
 
     @property
     def header(self) -> bytes:
@@ -71,6 +80,47 @@ def load_writer_schemas(avro_dir: Path = schemas.AVRO_DIR) -> dict[str, WriterSc
             name, parsed, canonical, crc64_avro_fingerprint(canonical), _has_record_union(parsed)
         )
     return loaded
+
+
+def history_path(avro_dir: Path, name: str, fingerprint: bytes) -> Path:
+    """Where one released version of schema `name` is kept (every named type inline)."""
+    return avro_dir / "history" / f"{NAMESPACE}.{name}.{fingerprint.hex()}.json"
+
+
+def history_text(writer: WriterSchema) -> str:
+    """What the history keeps of `writer`: its schema with every named type inline."""
+    return json.dumps(_without_fastavro_keys(writer.parsed), indent=1, ensure_ascii=False) + "\n"
+
+
+def _without_fastavro_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_fastavro_keys(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_without_fastavro_keys(v) for v in value]
+    return value
+
+
+def load_older_writers(
+    current: Mapping[str, WriterSchema], avro_dir: Path = schemas.AVRO_DIR
+) -> list[WriterSchema]:
+    """Every released version in `avro_dir/history` other than the current ones, each
+    to be read against the current schema of its name."""
+    older = []
+    for path in sorted((avro_dir / "history").glob(f"{NAMESPACE}.*.json")):
+        name, fingerprint_hex = path.stem.removeprefix(f"{NAMESPACE}.").rsplit(".", 1)
+        if name not in current or current[name].fingerprint.hex() == fingerprint_hex:
+            continue
+        parsed = fastavro.parse_schema(json.loads(path.read_text()))
+        canonical = to_parsing_canonical_form(parsed)
+        found = crc64_avro_fingerprint(canonical)
+        if found.hex() != fingerprint_hex:
+            raise ValueError(f"{path.name}: the schema in it has fingerprint {found.hex()}")
+        older.append(
+            WriterSchema(
+                name, parsed, canonical, found, _has_record_union(parsed), current[name].parsed
+            )
+        )
+    return older
 
 
 def _has_record_union(schema: Any) -> bool:
@@ -120,10 +170,15 @@ def _runs_past_the_end(writer: WriterSchema, data: bytes) -> bool:
 class SchemaSet:
     """The known writer schemas, by short name and by fingerprint."""
 
-    def __init__(self, writers: Mapping[str, WriterSchema]) -> None:
+    def __init__(
+        self, writers: Mapping[str, WriterSchema], older: Iterable[WriterSchema] = ()
+    ) -> None:
         self.by_name = dict(writers)
-        self.by_fingerprint = {w.fingerprint: w for w in writers.values()}
-        if len(self.by_fingerprint) != len(self.by_name):
+        """The current writer of each schema: what `encode_dict` writes."""
+        older = list(older)
+        self.by_fingerprint = {w.fingerprint: w for w in (*writers.values(), *older)}
+        """Every writer a message may name, current and older versions."""
+        if len(self.by_fingerprint) != len(self.by_name) + len(older):
             raise ValueError("two schemas share a fingerprint")
 
     def encode_dict(self, name: str, record: Mapping[str, Any]) -> bytes:
@@ -147,7 +202,7 @@ class SchemaSet:
             # (fullname, dict); a ["null", record] union reads as the plain dict. Asked
             # only where needed: it costs a fifth of the decoding time.
             named = writer.has_record_union
-            record = fastavro.schemaless_reader(buffer, writer.parsed, None, named, named)
+            record = fastavro.schemaless_reader(buffer, writer.parsed, writer.reader, named, named)
         except Exception as exc:  # noqa: BLE001 - any reader failure means bad bytes
             if _runs_past_the_end(writer, data):
                 raise InvalidMessage(

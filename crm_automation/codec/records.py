@@ -224,6 +224,7 @@ def _create_lead_to_avro(p: CreateLead) -> AvroDict:
         "is_repeat": p.is_repeat,
         "pipeline_id": p.pipeline_id,
         "stage_id": p.stage_id,
+        "copy_depth": p.copy_depth,
     }
 
 
@@ -237,6 +238,7 @@ def _create_lead_from_avro(d: AvroDict) -> CreateLead:
         is_repeat=d["is_repeat"],
         pipeline_id=d["pipeline_id"],
         stage_id=d["stage_id"],
+        copy_depth=d["copy_depth"],
     )
 
 

@@ -148,6 +148,41 @@ def test_a_copied_deal_triggers_its_own_rules_and_the_fourth_copy_in_a_chain_is_
     assert [row[1:] for row in refused] == [("p3-to-p4", "failed", "copy_chain_limit")]
 
 
+LEAD_LOOP = """
+pipelines:
+  - {id: sales, entity_type: DEAL, stages: [NEW, WON]}
+  - {id: leads, entity_type: LEAD, stages: [NEW, DONE]}
+rules:
+  - {id: won-to-lead, trigger: {entity_type: DEAL, pipeline: sales, stage: WON},
+     action: {type: create_lead, title: "Repeat: {{ title }}"}}
+  - {id: lead-to-lead, trigger: {entity_type: LEAD, pipeline: leads, stage: NEW},
+     action: {type: create_lead, title: "Again: {{ title }}"}}
+"""
+
+
+def test_a_rule_that_creates_a_lead_for_every_new_lead_stops_at_the_third_generation(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with running(settings, tmp_path, LEAD_LOOP) as s:
+        produce(s, tmp_path, event("evt-1", "4711"))
+
+        refused = wait_for(
+            lambda: [row for row in executions(s) if row[2] == "failed"],
+            timeout=120,
+            what="the refused fourth generation",
+        )
+        assert s.database_url is not None
+        with psycopg.connect(s.database_url.get_secret_value()) as conn:
+            titles = [r[0] for r in conn.execute("SELECT title FROM leads ORDER BY title")]
+
+    assert titles == [
+        "Again: Again: Repeat: Maintenance Müller GmbH",
+        "Again: Repeat: Maintenance Müller GmbH",
+        "Repeat: Maintenance Müller GmbH",
+    ]
+    assert [row[1:] for row in refused] == [("lead-to-lead", "failed", "creation_chain_limit")]
+
+
 def test_a_won_deal_is_copied_into_installation_and_lands_in_postgres(
     pipeline: Settings, tmp_path: Path
 ) -> None:

@@ -62,6 +62,15 @@ def test_repeat_lead_picks_one_of_several_responsibles_deterministically() -> No
     assert only_payload(rules).responsible_id == only_payload(rules).responsible_id
 
 
+def test_a_created_lead_is_one_generation_after_its_source_and_the_fourth_is_refused() -> None:
+    assert only_payload(LEAD % "").copy_depth == 1  # the deal a person moved: generation 0
+    assert only_payload(LEAD % "", copy_depth=2).copy_depth == 3
+    decision = run(LEAD % "", copy_depth=3)
+    assert decision.timers == () and decision.actions == ()
+    [execution] = decision.executions
+    assert (execution.status, execution.reason) == (ExecutionStatus.FAILED, "creation_chain_limit")
+
+
 def test_repeat_lead_for_an_item_without_client_fails_with_a_reason() -> None:
     decision = run(LEAD % "", the_item=item(company=None, contacts=()))
     assert decision.timers == () and decision.actions == ()

@@ -122,6 +122,7 @@ payloads = st.one_of(
         is_repeat=st.booleans(),
         pipeline_id=st.none() | ids,
         stage_id=st.none() | ids,
+        copy_depth=int32,
     ),
     st.builds(
         CopyDeal,
