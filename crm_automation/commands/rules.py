@@ -21,6 +21,7 @@ from automation_core.model import (
     PlanActivity,
     StageChanged,
 )
+from automation_core.rule_cycles import creation_cycles
 from automation_core.rule_errors import RulesInvalid
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
@@ -52,6 +53,16 @@ def load_rules_or_exit(path: Path) -> ValidatedRules:
         raise typer.Exit(1) from None
 
 
+def warn_about_cycles(path: Path, rules: ValidatedRules) -> None:
+    """One warning line on stderr per cycle of rules that create items for one another."""
+    for cycle in creation_cycles(rules.rules):
+        typer.echo(
+            f"{path}: warning: {cycle.describe()}; the engine stops such a chain at the"
+            " third created item (creation_chain_limit, copy_chain_limit)",
+            err=True,
+        )
+
+
 def load_events(path: Path) -> list[StageChanged]:
     """StageChanged events from a JSON-lines file (blank lines and `#` comments skipped)."""
     events: list[StageChanged] = []
@@ -67,8 +78,10 @@ def load_events(path: Path) -> list[StageChanged]:
 
 @app.command("validate")
 def validate(file: Annotated[Path, typer.Argument(help="Rules file (YAML).")]) -> None:
-    """Validate a rules file: print every problem (exit 1) or a summary."""
+    """Validate a rules file: print every problem (exit 1) or a summary, and a warning for
+    each cycle of rules that can trigger themselves through the items they create."""
     rules = load_rules_or_exit(file)
+    warn_about_cycles(file, rules)
     typer.echo(summary(rules))
 
 
@@ -177,6 +190,7 @@ def apply(
 ) -> None:
     """Validate the whole file, then publish what changed to automation.rules."""
     validated = load_rules_or_exit(file)
+    warn_about_cycles(file, validated)
     s = settings()
     plan = rules_topic.plan_apply(validated, rules_topic.read_published(s), prune)
     _describe_plan(plan, "would" if dry_run else "publish")

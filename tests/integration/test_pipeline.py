@@ -163,6 +163,11 @@ rules:
 def test_a_rule_that_creates_a_lead_for_every_new_lead_stops_at_the_third_generation(
     settings: Settings, tmp_path: Path
 ) -> None:
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(LEAD_LOOP)
+    dry_run = run_cli(settings, tmp_path, "rules", "apply", "--dry-run", str(loop))
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "warning: rule lead-to-lead can trigger itself" in dry_run.stderr
     with running(settings, tmp_path, LEAD_LOOP) as s:
         produce(s, tmp_path, event("evt-1", "4711"))
 
