@@ -283,6 +283,12 @@ def _schedule(compiled: CompiledRule, event: StageChanged, action: Action) -> Ti
     )
 
 
-def cancel_rule(rule_id: str, issued_at: datetime) -> TimerCommand:
-    """The command that cancels every pending timer of a deleted or disabled rule."""
-    return TimerCommand(kind=TimerCommandKind.CANCEL_RULE, issued_at=issued_at, rule_id=rule_id)
+def cancel_rule(rule_id: str, issued_at: datetime, version: str | None = None) -> TimerCommand:
+    """The command that cancels every pending timer of a deleted or disabled rule, or, with
+    `version`, only those of that version of an edited rule."""
+    return TimerCommand(
+        kind=TimerCommandKind.CANCEL_RULE,
+        issued_at=issued_at,
+        rule_id=rule_id,
+        rule_version=version,
+    )

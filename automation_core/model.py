@@ -234,6 +234,9 @@ class TimerCommand:
     rule_id: str | None = None
     due_at: datetime | None = None
     action: Action | None = None
+    rule_version: str | None = None
+    """For a rule cancel: only the timers of this version of the rule (the old version of
+    an edited rule); None: every version."""
 
 
 class ExecutionStatus(enum.StrEnum):

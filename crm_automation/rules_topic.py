@@ -41,6 +41,10 @@ class Plan:
     cancelled_rules: tuple[str, ...]
     """Rules deleted or disabled now: their pending timers are cancelled."""
     unchanged: int
+    changed: tuple[tuple[str, str, str], ...] = ()
+    """Enabled rules whose version changes: (rule id, published version, new version).
+    Their pending timers keep firing with the published version unless the apply cancels
+    them (`cancel_changed`)."""
 
     @property
     def empty(self) -> bool:
@@ -111,6 +115,7 @@ def plan_apply(validated: ValidatedRules, published: Published, prune: bool) -> 
         else:
             upserts.append(pipeline)
     cancelled = []
+    changed: list[tuple[str, str, str]] = []
     for rule in validated.rules:
         old = published.rules.get(rule.id)
         if old is not None and old.version == rule.version:
@@ -119,6 +124,8 @@ def plan_apply(validated: ValidatedRules, published: Published, prune: bool) -> 
         upserts.append(rule)
         if old is not None and old.enabled and not rule.enabled:
             cancelled.append(rule.id)
+        elif old is not None and old.enabled:
+            changed.append((rule.id, old.version, rule.version))
     deletes: list[str] = []
     if prune:
         wanted_rules = {r.id for r in validated.rules}
@@ -129,7 +136,7 @@ def plan_apply(validated: ValidatedRules, published: Published, prune: bool) -> 
         deletes += [
             f"{PIPELINE_PREFIX}{p}" for p in sorted(set(published.pipelines) - wanted_pipelines)
         ]
-    return Plan(tuple(upserts), tuple(deletes), tuple(cancelled), unchanged)
+    return Plan(tuple(upserts), tuple(deletes), tuple(cancelled), unchanged, tuple(changed))
 
 
 def plan_delete(rule_ids: Iterable[str], published: Published) -> Plan:
@@ -137,23 +144,27 @@ def plan_delete(rule_ids: Iterable[str], published: Published) -> Plan:
     return Plan((), ids, ids, 0)
 
 
-def execute(settings: Settings, plan: Plan, now: datetime) -> None:
-    """Publish the plan: rules and pipelines (pipelines first), tombstones, rule cancels."""
+def execute(settings: Settings, plan: Plan, now: datetime, cancel_changed: bool = False) -> None:
+    """Publish the plan: rules and pipelines (pipelines first), tombstones, rule cancels;
+    with `cancel_changed`, also cancels of the pending timers of changed rules' published
+    versions (the new version's timers are not touched)."""
     producer = Producer(kafka_clients.producer_config(settings))
     ordered = sorted(plan.upserts, key=lambda r: 0 if isinstance(r, Pipeline) else 1)
     records = [ProducerRecord(key_of(r).encode(), codec.encode(r)) for r in ordered]
     records += [ProducerRecord(key.encode(), None) for key in plan.deletes]
     if records:
         kafka_clients.produce_and_confirm(producer, settings.topic(topics.RULES), records)
-    if plan.cancelled_rules:
-        kafka_clients.produce_and_confirm(
-            producer,
-            settings.topic(topics.TIMERS),
-            [
-                ProducerRecord(rule_id.encode(), codec.encode(cancel_rule(rule_id, now)))
-                for rule_id in plan.cancelled_rules
-            ],
-        )
+    cancels = [
+        ProducerRecord(rule_id.encode(), codec.encode(cancel_rule(rule_id, now)))
+        for rule_id in plan.cancelled_rules
+    ]
+    if cancel_changed:
+        cancels += [
+            ProducerRecord(rule_id.encode(), codec.encode(cancel_rule(rule_id, now, old)))
+            for rule_id, old, _new in plan.changed
+        ]
+    if cancels:
+        kafka_clients.produce_and_confirm(producer, settings.topic(topics.TIMERS), cancels)
     logger.info(
         "rules published upserts=%s deletes=%s cancelled_rules=%s",
         len(plan.upserts),

@@ -57,7 +57,8 @@ class SchedulerMetrics:
             ),
             cancelled=Counter(
                 "crm_automation_timers_cancelled_total",
-                "Timers cancelled before firing, by reason (stage_exit, rule_cancelled).",
+                "Timers cancelled before firing, by reason"
+                " (stage_exit, rule_cancelled, rule_changed).",
                 ["reason"],
                 registry=registry,
             ),

@@ -76,7 +76,9 @@ class TimerBatch:
         elif command.kind is TimerCommandKind.CANCEL_RULE:
             if not command.rule_id:
                 raise codec.InvalidMessage("invalid_timer_command", "rule cancel without rule_id")
-            self.rule_cancels.append(RuleCancel(command.rule_id, command.issued_at))
+            self.rule_cancels.append(
+                RuleCancel(command.rule_id, command.issued_at, command.rule_version)
+            )
 
 
 def schedule_of(command: TimerCommand, encoded: bytes | None = None) -> Schedule:

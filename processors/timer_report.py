@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,3 +79,15 @@ def timer_stats(conn: psycopg.Connection, now: datetime) -> TimerStats:
         fired=done.get("fired", 0),
         cancelled=done.get("cancelled", 0),
     )
+
+
+def pending_by_rule_version(
+    conn: psycopg.Connection, rule_ids: Sequence[str]
+) -> dict[tuple[str, str], int]:
+    """Pending timers of the given rules, by (rule id, rule version)."""
+    rows = conn.execute(
+        "SELECT rule_id, rule_version, count(*) FROM timers"
+        " WHERE status = 'pending' AND rule_id = ANY(%s) GROUP BY rule_id, rule_version",
+        (list(rule_ids),),
+    ).fetchall()
+    return {(rule_id, version): count for rule_id, version, count in rows}

@@ -16,6 +16,7 @@ _RULE_LOCK_CLASS = 7_341_004
 
 REASON_STAGE_EXIT = "stage_exit"
 REASON_RULE_CANCELLED = "rule_cancelled"
+REASON_RULE_CHANGED = "rule_changed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class StageEntryCancel:
 class RuleCancel:
     rule_id: str
     issued_at: datetime
+    rule_version: str | None = None
+    """Only the timers of this version (an edited rule's old one); None: the whole rule."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,17 @@ UPDATE timers AS t SET status = 'cancelled', cancelled_at = %s, cancel_reason = 
  WHERE t.status = 'pending' AND t.rule_id = c.r AND t.issued_at < c.issued_at
 RETURNING t.timer_id, t.item_key, t.rule_id, t.rule_version, t.event_id, t.due_at
 """
+_TOMBSTONE_RULE_VERSIONS = """
+INSERT INTO cancelled_rule_versions (rule_id, rule_version)
+SELECT * FROM unnest(%s::text[], %s::text[])
+ON CONFLICT (rule_id, rule_version) DO NOTHING
+"""
+_CANCEL_RULE_VERSIONS = """
+UPDATE timers AS t SET status = 'cancelled', cancelled_at = %s, cancel_reason = 'rule_changed'
+  FROM unnest(%s::text[], %s::text[]) AS c(r, v)
+ WHERE t.status = 'pending' AND t.rule_id = c.r AND t.rule_version = c.v
+RETURNING t.timer_id, t.item_key, t.rule_id, t.rule_version, t.event_id, t.due_at
+"""
 # New schedules are checked against the tombstones (this batch's included) as they are
 # inserted, so a cancel that was read first still wins.
 _INSERT_FROM_STAGING = """
@@ -157,6 +171,9 @@ SELECT s.timer_id, s.item_key, s.stage_entry_id, s.rule_id, s.rule_version, s.ev
         UNION ALL
         SELECT 'rule_cancelled' FROM cancelled_rules AS r
          WHERE r.rule_id = s.rule_id AND s.issued_at < r.issued_at
+        UNION ALL
+        SELECT 'rule_changed' FROM cancelled_rule_versions AS v
+         WHERE v.rule_id = s.rule_id AND v.rule_version = s.rule_version
         LIMIT 1) AS x ON true
 ON CONFLICT (timer_id) DO NOTHING
 RETURNING t.timer_id, t.item_key, t.rule_id, t.rule_version, t.event_id, t.due_at, t.status,
@@ -197,11 +214,18 @@ def ingest(
             ),
         )
         cancelled += [_ref(row, REASON_STAGE_EXIT) for row in cur.fetchall()]
-    if rule_cancels:
-        ids, issued = [c.rule_id for c in rule_cancels], [c.issued_at for c in rule_cancels]
+    whole = [c for c in rule_cancels if c.rule_version is None]
+    if whole:
+        ids, issued = [c.rule_id for c in whole], [c.issued_at for c in whole]
         cur.execute(_TOMBSTONE_RULES, (ids, issued))
         cur.execute(_CANCEL_RULES, (now, ids, issued))
         cancelled += [_ref(row, REASON_RULE_CANCELLED) for row in cur.fetchall()]
+    versions = [c for c in rule_cancels if c.rule_version is not None]
+    if versions:
+        ids, numbers = [c.rule_id for c in versions], [c.rule_version for c in versions]
+        cur.execute(_TOMBSTONE_RULE_VERSIONS, (ids, numbers))
+        cur.execute(_CANCEL_RULE_VERSIONS, (now, ids, numbers))
+        cancelled += [_ref(row, REASON_RULE_CHANGED) for row in cur.fetchall()]
     scheduled, earliest = 0, None
     if schedules:
         cur.execute(_STAGING)

@@ -8,7 +8,7 @@ can carry both `Rule` and `Pipeline`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
 
@@ -113,21 +113,52 @@ def embedded_action(command: bytes) -> bytes | None:
     if writer.name != "TimerCommand":
         raise InvalidMessage("unexpected_schema", "not a TimerCommand")
     pos = HEADER_LENGTH
-    pos = _skip_string(command, pos)  # kind
-    pos = _skip_long(command, pos)  # issued_at
-    for _ in range(3):  # item_key, stage_entry_id, rule_id: ["null", "string"]
-        branch, pos = _read_long(command, pos)
-        if branch:
-            pos = _skip_string(command, pos)
-    branch, pos = _read_long(command, pos)  # due_at: ["null", timestamp-millis]
-    if branch:
-        pos = _skip_long(command, pos)
+    for skip in _fields_before_action(writer.fingerprint):
+        pos = skip(command, pos)
     branch, pos = _read_long(command, pos)  # action: ["null", Action]
     if not branch:
         return None
     # The Action version the command was written with (an older command holds an older
     # Action: the header names that one, and readers resolve it like any older message).
     return _embedded_action_header(writer.fingerprint) + command[pos:]
+
+
+Skip = Callable[[bytes, int], int]
+
+
+@cache
+def _fields_before_action(command_fingerprint: bytes) -> tuple[Skip, ...]:
+    """How to step over each field a TimerCommand version writes before its action (the
+    last field): strings, timestamps, and unions of null with either."""
+    writer = _schema_set().by_fingerprint[command_fingerprint]
+    skips: list[Skip] = []
+    for field in writer.parsed["fields"]:
+        if field["name"] == "action":
+            return tuple(skips)
+        kind = field["type"]
+        if isinstance(kind, list):
+            (inner,) = (k for k in kind if k != "null")
+            skips.append(_skip_optional(_skip_of(inner)))
+        else:
+            skips.append(_skip_of(kind))
+    raise ValueError(f"TimerCommand {command_fingerprint.hex()} has no action field")
+
+
+def _skip_of(kind: Any) -> Skip:
+    name = kind.get("type") if isinstance(kind, dict) else kind
+    if name == "string":
+        return _skip_string
+    if name == "long":
+        return _skip_long
+    raise ValueError(f"no fast skip for a TimerCommand field of type {kind!r}")
+
+
+def _skip_optional(skip: Skip) -> Skip:
+    def optional(data: bytes, pos: int) -> int:
+        branch, pos = _read_long(data, pos)
+        return skip(data, pos) if branch else pos
+
+    return optional
 
 
 @cache

@@ -370,6 +370,7 @@ def timer_command_to_avro(t: TimerCommand) -> AvroDict:
         "stage_entry_id": t.stage_entry_id,
         "rule_id": t.rule_id,
         "due_at": _optional_timestamp(t.due_at),
+        "rule_version": t.rule_version,
         # Tuple notation: the ["null", Action] branch without validating the Action first.
         "action": None if t.action is None else (_ACTION, action_to_avro(t.action)),
     }
@@ -384,6 +385,7 @@ def timer_command_from_avro(d: AvroDict) -> TimerCommand:
         rule_id=d["rule_id"],
         due_at=d["due_at"],
         action=None if d["action"] is None else action_from_avro(d["action"]),
+        rule_version=d["rule_version"],
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
 from automation_core.errors import InvalidEvent
@@ -27,6 +29,8 @@ from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
 from crm_automation import rules_topic
 from crm_automation.commands._common import settings
+from crm_automation.settings import Settings
+from processors import timer_report
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test and publish automation rules.")
 
@@ -180,6 +184,11 @@ def _describe_plan(plan: rules_topic.Plan, verb: str) -> None:
     )
 
 
+class Pending(enum.StrEnum):
+    KEEP = "keep"
+    CANCEL = "cancel"
+
+
 @app.command("apply")
 def apply(
     file: Annotated[Path, typer.Argument(help="Rules file (YAML).")],
@@ -187,6 +196,14 @@ def apply(
         bool, typer.Option(help="Delete published rules missing from the file.")
     ] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would change; publish nothing.")] = False,
+    pending: Annotated[
+        Pending,
+        typer.Option(
+            help="Pending timers of a changed rule: keep (they fire with the version that"
+            " scheduled them) or cancel (recorded as cancelled executions, reason"
+            " rule_changed). Deleted and disabled rules' timers are always cancelled."
+        ),
+    ] = Pending.KEEP,
 ) -> None:
     """Validate the whole file, then publish what changed to automation.rules."""
     validated = load_rules_or_exit(file)
@@ -194,8 +211,44 @@ def apply(
     s = settings()
     plan = rules_topic.plan_apply(validated, rules_topic.read_published(s), prune)
     _describe_plan(plan, "would" if dry_run else "publish")
+    _describe_pending(s, plan, pending, "would" if dry_run else "will")
     if not dry_run and not plan.empty:
-        rules_topic.execute(s, plan, datetime.now(UTC))
+        rules_topic.execute(s, plan, datetime.now(UTC), cancel_changed=pending is Pending.CANCEL)
+
+
+def _describe_pending(s: Settings, plan: rules_topic.Plan, pending: Pending, verb: str) -> None:
+    """Per changed, disabled or deleted rule: its pending timers and what happens to them."""
+    rule_ids = [rule_id for rule_id, _old, _new in plan.changed] + list(plan.cancelled_rules)
+    if not rule_ids:
+        return
+    counts = _pending_counts(s, rule_ids)
+    if counts is None:
+        return
+    for rule_id, old, new in plan.changed:
+        count = counts.get((rule_id, old), 0)
+        fate = (
+            f"{verb} be cancelled (rule_changed)"
+            if pending is Pending.CANCEL
+            else f"{verb} keep firing as v{old} (--pending cancel cancels them)"
+        )
+        typer.echo(f"rule {rule_id} v{old} -> v{new}: {count} pending timer(s) of v{old} {fate}")
+    for rule_id in plan.cancelled_rules:
+        count = sum(n for (r, _version), n in counts.items() if r == rule_id)
+        typer.echo(f"rule {rule_id}: {count} pending timer(s) {verb} be cancelled (rule_cancelled)")
+
+
+def _pending_counts(s: Settings, rule_ids: list[str]) -> dict[tuple[str, str], int] | None:
+    """Pending timers by (rule, version) from the scheduler's table; None, with a line
+    saying why, when the database cannot tell."""
+    if s.database_url is None:
+        typer.echo("pending timers: unknown (no database configured: CRM_AUTOMATION_DATABASE_URL)")
+        return None
+    try:
+        with psycopg.connect(s.database_url.get_secret_value(), connect_timeout=5) as conn:
+            return timer_report.pending_by_rule_version(conn, rule_ids)
+    except psycopg.Error as exc:
+        typer.echo(f"pending timers: unknown (database unreachable: {type(exc).__name__})")
+        return None
 
 
 @app.command("list")

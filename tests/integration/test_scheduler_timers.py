@@ -48,11 +48,12 @@ def action(
     entry: str = "evt-1",
     occurred_at: datetime = T0,
     due_at: datetime,
+    version: str = "v1",
 ) -> Action:
     return Action(
         action_id=action_id,
         rule_id=rule,
-        rule_version="v1",
+        rule_version=version,
         item_key=item,
         event_id=entry,
         stage_entry_id=entry,
@@ -77,8 +78,17 @@ def schedule(
     entry: str = "evt-1",
     issued_at: datetime = T0,
     due_at: datetime,
+    version: str = "v1",
 ) -> TimerCommand:
-    a = action(action_id, item=item, rule=rule, entry=entry, occurred_at=issued_at, due_at=due_at)
+    a = action(
+        action_id,
+        item=item,
+        rule=rule,
+        entry=entry,
+        occurred_at=issued_at,
+        due_at=due_at,
+        version=version,
+    )
     return TimerCommand(
         kind=TimerCommandKind.SCHEDULE,
         issued_at=issued_at,
@@ -99,8 +109,10 @@ def cancel_entry(item: str, entry: str, issued_at: datetime = T0) -> TimerComman
     )
 
 
-def cancel_rule(rule: str, issued_at: datetime) -> TimerCommand:
-    return TimerCommand(kind=TimerCommandKind.CANCEL_RULE, issued_at=issued_at, rule_id=rule)
+def cancel_rule(rule: str, issued_at: datetime, version: str | None = None) -> TimerCommand:
+    return TimerCommand(
+        kind=TimerCommandKind.CANCEL_RULE, issued_at=issued_at, rule_id=rule, rule_version=version
+    )
 
 
 def batch(*commands: TimerCommand) -> TimerBatch:
@@ -363,6 +375,39 @@ def test_a_rule_wide_cancel_removes_all_its_pending_timers_and_spares_newer_sche
     ]
     assert len(cancelled) == 51
     assert {e.reason for e in cancelled} == {"rule_cancelled"}
+
+
+def test_a_version_cancel_removes_that_versions_timers_also_late_ones_and_spares_the_new_version(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    due = T0 + timedelta(days=30)
+    edited_at = T0 + timedelta(days=1)
+    scheduler.ingest.apply(
+        batch(
+            *[schedule(f"a-v1-{i}", item=f"DEAL:{i}", due_at=due) for i in range(3)],
+            schedule("a-v2-early", item="DEAL:10", due_at=due, version="v2"),
+        )
+    )
+    scheduler.ingest.apply(batch(cancel_rule("renewal-lead", edited_at, version="v1")))
+    # Read after the cancel: a v1 schedule still in flight (cancelled, whenever issued),
+    # and the new version's (kept, even when issued before the edit).
+    scheduler.ingest.apply(
+        batch(
+            schedule("a-v1-late", item="DEAL:20", due_at=due, issued_at=edited_at),
+            schedule("a-v2-late", item="DEAL:21", due_at=due, issued_at=T0, version="v2"),
+        )
+    )
+
+    clock.set(due)
+    assert scheduler.fire.fire_once() == 2
+    assert sorted(scheduler.publisher.fired_action_ids()) == ["a-v2-early", "a-v2-late"]
+    cancelled = [
+        e for e in scheduler.publisher.executions() if e.status is ExecutionStatus.CANCELLED
+    ]
+    assert sorted(e.action_id or "" for e in cancelled) == [
+        "a-v1-0", "a-v1-1", "a-v1-2", "a-v1-late"
+    ]  # fmt: skip
+    assert {(e.reason, e.rule_version) for e in cancelled} == {("rule_changed", "v1")}
 
 
 def test_a_replayed_schedule_of_a_fired_timer_does_not_fire_again(

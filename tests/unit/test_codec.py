@@ -185,6 +185,7 @@ timer_commands = st.builds(
     rule_id=st.none() | ids,
     due_at=st.none() | timestamps,
     action=st.none() | actions,
+    rule_version=st.none() | ids,
 )
 executions = st.builds(
     Execution,

@@ -34,6 +34,9 @@ ACTION_BEFORE_LEAD_GENERATIONS = "a0d8331d140c10a1"
 """Action before CreateLead carried `copy_depth` (2026-12-01)."""
 TIMER_COMMAND_BEFORE_LEAD_GENERATIONS = "dfa527b785b60ed9"
 """TimerCommand holding that Action."""
+TIMER_COMMAND_BEFORE_VERSION_CANCELS = "2a8e2edfdbf178e6"
+"""TimerCommand before rule cancels could name a rule version (2026-12-01), holding the
+current Action."""
 
 
 def older(name: str, fingerprint_hex: str) -> WriterSchema:
@@ -92,7 +95,7 @@ def test_a_timer_command_written_before_leads_carried_their_generation_reads_as_
     writer = older("TimerCommand", TIMER_COMMAND_BEFORE_LEAD_GENERATIONS)
     data = written_with(writer, records.timer_command_to_avro(command))
     action = None if command.action is None else without_lead_generation(command.action)
-    assert codec.decode(data) == dataclasses.replace(command, action=action)
+    assert codec.decode(data) == dataclasses.replace(command, action=action, rule_version=None)
     # The scheduler stores the embedded action as a message of its own: the older
     # Action it holds, under that version's header.
     embedded = codec.embedded_action(data)
@@ -102,3 +105,17 @@ def test_a_timer_command_written_before_leads_carried_their_generation_reads_as_
         assert embedded is not None
         assert embedded[2:10].hex() == ACTION_BEFORE_LEAD_GENERATIONS
         assert codec.decode(embedded) == action
+
+
+@given(timer_commands)
+def test_a_timer_command_written_before_rule_cancels_named_a_version_cancels_every_version(
+    command: TimerCommand,
+) -> None:
+    writer = older("TimerCommand", TIMER_COMMAND_BEFORE_VERSION_CANCELS)
+    data = written_with(writer, records.timer_command_to_avro(command))
+    assert codec.decode(data) == dataclasses.replace(command, rule_version=None)
+    embedded = codec.embedded_action(data)
+    if command.action is None:
+        assert embedded is None
+    else:
+        assert embedded == codec.encode(command.action)
