@@ -9,6 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from automation_core.created_items import announcement
 from automation_core.model import (
     Action,
     CompleteActivities,
@@ -18,7 +19,6 @@ from automation_core.model import (
     PlanActivity,
 )
 from crm_automation import codec
-from sinks.announcements import announcement
 
 Row = tuple[Any, ...]
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import typer
 
 from automation_core.errors import InvalidEvent
 from automation_core.evaluate import Decision, rule_index_from
-from automation_core.event_json import parse_stage_changed
+from automation_core.event_json import format_timestamp, parse_stage_changed
 from automation_core.model import (
     Action,
     CompleteActivities,
@@ -25,9 +27,12 @@ from automation_core.model import (
 )
 from automation_core.rule_cycles import creation_cycles
 from automation_core.rule_errors import RulesInvalid
+from automation_core.rule_spec import PlanActivitySpec, rule_from_spec
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
 from crm_automation import rules_topic
+from crm_automation.codec import records as codec_records
+from crm_automation.codec.json_view import avro_to_json
 from crm_automation.commands._common import settings
 from crm_automation.settings import Settings
 from processors import timer_report
@@ -93,8 +98,12 @@ def validate(file: Annotated[Path, typer.Argument(help="Rules file (YAML).")]) -
 def test(
     rules_file: Annotated[Path, typer.Argument(help="Rules file (YAML).")],
     events_file: Annotated[Path, typer.Argument(help="Stage changes, one JSON object a line.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per step, for tools.")
+    ] = False,
 ) -> None:
-    """Run the rules over events offline and print what would happen, and when."""
+    """Run the rules over events offline and print what would happen, and when: the
+    created items' own rules included, times in each rule's time zone."""
     rules = load_rules_or_exit(rules_file)
     try:
         events = load_events(events_file)
@@ -102,9 +111,18 @@ def test(
         typer.echo(f"invalid events: {exc}", err=True)
         raise typer.Exit(1) from None
     pipelines = {p.id: p for p in rules.pipelines}
-    for step in simulate(events, rule_index_from(rules.rules), pipelines):
-        for line in describe_step(step):
-            typer.echo(line)
+    zones = rule_zones(rules)
+    try:
+        steps = simulate(events, rule_index_from(rules.rules), pipelines)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for step in steps:
+        if as_json:
+            typer.echo(json.dumps(step_json(step), ensure_ascii=False))
+        else:
+            for line in describe_step(step, zones):
+                typer.echo(line)
 
 
 def summary(rules: ValidatedRules) -> str:
@@ -115,29 +133,61 @@ def summary(rules: ValidatedRules) -> str:
     )
 
 
-def describe_step(step: Step) -> list[str]:
+def rule_zones(rules: ValidatedRules) -> dict[str, ZoneInfo]:
+    """The time zone each rule is written in: its `when`'s, else its deadline's (a zone
+    or a working-time calendar's); rules without one are shown in UTC."""
+    zones: dict[str, ZoneInfo] = {}
+    for rule in rules.rules:
+        spec = rule_from_spec(rule).spec
+        deadline = spec.action.deadline if isinstance(spec.action, PlanActivitySpec) else None
+        for when in (spec.when, deadline):
+            if when is None:
+                continue
+            name = when.timezone or (when.working_time.timezone if when.working_time else None)
+            if name is not None:
+                zones[rule.id] = ZoneInfo(name)
+                break
+    return zones
+
+
+def _at(moment: datetime, zone: ZoneInfo | None) -> str:
+    if zone is None or zone.key == "UTC":
+        return moment.isoformat()
+    return f"{moment.astimezone(zone).isoformat()} ({zone.key})"
+
+
+def describe_step(step: Step, zones: Mapping[str, ZoneInfo] | None = None) -> list[str]:
     """Plain lines: the event, then one line per rule considered and per side effect."""
+    zones = zones or {}
     event, decision = step.event, step.decision
-    lines = [
-        f"{event.occurred_at.isoformat()} {event.event_id} {event.key} → "
-        f"{event.pipeline_id}/{event.stage_id}: {decision.outcome}"
-    ]
+    origin = ""
+    if step.created_by is not None:
+        zone = zones.get(step.created_by.rule_id)
+        origin = f" (created by rule {step.created_by.rule_id}, generation {event.copy_depth})"
+        head = f"{_at(event.occurred_at, zone)} {event.event_id} {event.key} → "
+    else:
+        head = f"{event.occurred_at.isoformat()} {event.event_id} {event.key} → "
+    lines = [f"{head}{event.pipeline_id}/{event.stage_id}: {decision.outcome}{origin}"]
     lines += [
         f"  cancel pending timers of stage entry {c.stage_entry_id}" for c in decision.cancels
     ]
     lines += [f"  {describe_action(a)}" for a in decision.completions]
     actions = {a.action_id: a for a in _all_actions(decision)}
     for ex in decision.executions:
-        when = "" if ex.due_at is None else f" at {ex.due_at.isoformat()}"
+        zone = zones.get(ex.rule_id)
+        when = "" if ex.due_at is None else f" at {_at(ex.due_at, zone)}"
         line = f"  rule {ex.rule_id or '-'}: {ex.status.value}{when}"
         action = actions.get(ex.action_id or "")
         if action is not None:
-            line += f": {describe_action(action)}"
+            line += f": {describe_action(action, zone)}"
         if ex.reason:
             line += f" ({ex.reason})"
         lines.append(line)
     if decision.outcome == "processed" and not decision.executions:
-        lines.append("  no rules for this stage")
+        if step.entered:
+            lines.append("  no rules for this stage")
+        else:
+            lines.append("  already in this stage (an update): rules run only on entering it")
     return lines
 
 
@@ -145,7 +195,7 @@ def _all_actions(decision: Decision) -> list[Action]:
     return [*decision.actions, *(t.action for t in decision.timers if t.action is not None)]
 
 
-def describe_action(action: Action) -> str:
+def describe_action(action: Action, zone: ZoneInfo | None = None) -> str:
     p = action.payload
     if isinstance(p, CreateLead):
         return (
@@ -161,14 +211,54 @@ def describe_action(action: Action) -> str:
         extras = [
             f"{p.duration_minutes} min in calendar" if p.add_to_calendar else "",
             f"clients {len(p.clients)}" if p.clients else "",
+            f"invitees {', '.join(p.invitee_ids)}" if p.invitee_ids else "",
+            f"room {p.location_id}" if p.location_id else "",
+            f"address {p.address!r}" if p.address else "",
+            f"link {p.link}" if p.link else "",
+            f"files {', '.join(p.files)}" if p.files else "",
             "completes on stage exit" if p.complete_on_stage_exit else "",
         ]
         return (
             f"plan activity {p.subject!r} for {p.responsible_id}, deadline "
-            f"{p.deadline.isoformat()}" + "".join(f", {e}" for e in extras if e)
+            f"{_at(p.deadline, zone)}" + "".join(f", {e}" for e in extras if e)
         )
     assert isinstance(p, CompleteActivities)  # noqa: S101 - the payload union is closed
     return f"complete activities of stage {p.stage_id} (entry {action.stage_entry_id})"
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """One step as plain JSON: the event, its outcome, each rule's execution with the
+    action it would produce (the wire record as `events tail` shows it), the cancels and
+    completions, and the action that created the item if it is a created one."""
+    event, decision = step.event, step.decision
+    actions = {a.action_id: a for a in _all_actions(decision)}
+
+    def action_json(action: Action | None) -> Any:
+        return None if action is None else avro_to_json(codec_records.action_to_avro(action))
+
+    return {
+        "occurred_at": format_timestamp(event.occurred_at),
+        "event_id": event.event_id,
+        "item_key": event.key,
+        "pipeline_id": event.pipeline_id,
+        "stage_id": event.stage_id,
+        "outcome": decision.outcome,
+        "entered": step.entered,
+        "created_by": action_json(step.created_by),
+        "cancelled_stage_entries": [c.stage_entry_id for c in decision.cancels],
+        "completions": [action_json(a) for a in decision.completions],
+        "executions": [
+            {
+                "rule_id": ex.rule_id,
+                "rule_version": ex.rule_version,
+                "status": ex.status.value,
+                "due_at": None if ex.due_at is None else format_timestamp(ex.due_at),
+                "reason": ex.reason,
+                "action": action_json(actions.get(ex.action_id or "")),
+            }
+            for ex in decision.executions
+        ],
+    }
 
 
 def _describe_plan(plan: rules_topic.Plan, verb: str) -> None:

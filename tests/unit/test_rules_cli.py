@@ -70,13 +70,85 @@ def test_test_prints_what_each_event_would_do_and_when(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["test", str(EXAMPLE), str(path)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
+    # Times in the rule's zone: "tomorrow 14:00 Berlin", and 09:00 UTC in May is 11:00.
     assert (
         "rule call-client: fired: plan activity 'Call the client' for u-7, deadline "
-        "2026-11-27T13:00:00+00:00" in lines[1]
+        "2026-11-27T14:00:00+01:00 (Europe/Berlin)" in lines[1]
     )
+    assert "invitees u-12, room room-1, link https://contracts.example.com/deals/4711" in lines[1]
     assert "  cancel pending timers of stage entry e1" in lines
     assert any(
-        "rule renewal-lead: scheduled at 2027-05-26T09:00:00+00:00: create lead" in line
+        "rule renewal-lead: scheduled at 2027-05-26T11:00:00+02:00 (Europe/Berlin): create lead"
+        in line
         for line in lines
     )
-    assert lines[-1].endswith("DEAL:4711 → sales/WON: duplicate")
+    assert any(line.endswith("DEAL:4711 → sales/WON: duplicate") for line in lines)
+    # The created items enter their own pipelines, the lead at its due time, last.
+    created = [line for line in lines if " created-" in line]
+    assert [line.split(" → ")[1] for line in created] == [
+        "installation/NEW: processed (created by rule copy-to-installation, generation 1)",
+        "leads/NEW: processed (created by rule renewal-lead, generation 1)",
+    ]
+    assert lines[-2].startswith("2027-05-26T11:00:00+02:00 (Europe/Berlin) created-lead-")
+
+
+CHAIN = """
+pipelines:
+  - {id: sales, entity_type: DEAL, stages: [NEW, WON]}
+  - {id: p1, entity_type: DEAL, stages: [NEW]}
+  - {id: p2, entity_type: DEAL, stages: [NEW]}
+  - {id: p3, entity_type: DEAL, stages: [NEW]}
+rules:
+  - {id: won-to-p1, trigger: {entity_type: DEAL, pipeline: sales, stage: WON},
+     action: {type: copy_deal, target_pipeline: p1}}
+  - {id: p1-to-p2, trigger: {entity_type: DEAL, pipeline: p1, stage: NEW},
+     action: {type: copy_deal, target_pipeline: p2}}
+  - {id: p2-to-p3, trigger: {entity_type: DEAL, pipeline: p2, stage: NEW},
+     action: {type: copy_deal, target_pipeline: p3}}
+  - {id: p3-to-sales, trigger: {entity_type: DEAL, pipeline: p3, stage: NEW},
+     action: {type: copy_deal, target_pipeline: sales, target_stage: WON}}
+"""
+
+
+def test_test_follows_copies_into_their_rules_up_to_the_chain_limit_and_prints_json(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(CHAIN)
+    won = {
+        "event_id": "e1",
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "entity_type": "DEAL",
+        "item_id": "4711",
+        "pipeline_id": "sales",
+        "stage_id": "WON",
+        "item": ITEM,
+    }
+    update = {**won, "event_id": "e2", "occurred_at": "2026-11-26T11:00:00Z"}
+    events = tmp_path / "events.jsonl"
+    events.write_text(f"{json.dumps(won)}\n{json.dumps(update)}\n")
+
+    result = CliRunner().invoke(app, ["test", str(rules), str(events), "--json"])
+
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [(s["pipeline_id"], [(x["rule_id"], x["status"], x["reason"]) for x in s["executions"]])
+            for s in steps] == [
+        ("sales", [("won-to-p1", "fired", None)]),
+        ("p1", [("p1-to-p2", "fired", None)]),
+        ("p2", [("p2-to-p3", "fired", None)]),
+        ("p3", [("p3-to-sales", "failed", "copy_chain_limit")]),
+        ("sales", []),
+    ]  # fmt: skip
+    assert [s["created_by"]["rule_id"] if s["created_by"] else None for s in steps] == [
+        None, "won-to-p1", "p1-to-p2", "p2-to-p3", None
+    ]  # fmt: skip
+    copy = steps[0]["executions"][0]["action"]["payload"]["CopyDeal"]
+    assert (copy["pipeline_id"], copy["copy_depth"]) == ("p1", 1)
+    assert steps[1]["item_key"] == f"DEAL:{copy['deal_id']}"
+    assert (steps[-1]["outcome"], steps[-1]["entered"]) == ("processed", False)
+
+    plain = CliRunner().invoke(app, ["test", str(rules), str(events)])
+    assert plain.output.splitlines()[-1] == (
+        "  already in this stage (an update): rules run only on entering it"
+    )

@@ -1,4 +1,8 @@
-"""Items created by automation enter their first stage: the StageChanged that says so."""
+"""Items created by automation enter their first stage: the StageChanged that says so.
+
+The Postgres sink publishes it once the item is stored (through its outbox); `rules
+test` follows it into the created item's own rules.
+"""
 
 from __future__ import annotations
 
