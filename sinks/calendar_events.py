@@ -15,6 +15,9 @@ from automation_core.model import Action, PlanActivity
 PRODID = "-//crm-automation//calendar sink//EN"
 UID_DOMAIN = "crm-automation"
 COMPLETED = "COMPLETED"
+DONE_MARK = "✓ "
+"""Put before a completed activity's title: the one change every calendar client shows."""
+DONE_CATEGORY = "Completed"
 
 # Properties that tie an event back to the CRM (read by nothing but humans and tests:
 # the sink keeps its own mapping in Postgres).
@@ -141,9 +144,11 @@ def to_ical(calendar: Calendar) -> bytes:
 def complete(ics: bytes, completed_at: datetime) -> bytes | None:
     """The event text marked completed, or None when it is completed already (idempotent).
 
-    A VEVENT's STATUS has no "completed" value (that is VTODO's), so STATUS stays as it
-    is and the completion is X-CRM-STATUS:COMPLETED with X-CRM-COMPLETED-AT; SEQUENCE is
-    bumped so clients pick the change up.
+    A VEVENT's STATUS has no "completed" value (that is VTODO's, and CANCELLED would
+    free the time as if the meeting never happened), so STATUS stays as it is. What a
+    person sees in any calendar client: the title starts with DONE_MARK and the event
+    gains the category DONE_CATEGORY. What tools read: X-CRM-STATUS:COMPLETED with
+    X-CRM-COMPLETED-AT. SEQUENCE is bumped so clients pick the change up.
     """
     calendar = Calendar.from_ical(ics)
     changed = False
@@ -177,6 +182,9 @@ def busy_uids(ics: bytes) -> set[str]:
 def _mark(event: Component, completed_at: datetime) -> None:
     for name in (X_STATUS, X_COMPLETED_AT):
         event.pop(name, None)
+    summary = str(event.pop("SUMMARY", ""))
+    event.add("summary", summary if summary.startswith(DONE_MARK) else DONE_MARK + summary)
+    event.add("categories", [DONE_CATEGORY])
     event.add(X_STATUS, vText(COMPLETED))
     event.add(X_COMPLETED_AT, vText(completed_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")))
     sequence = int(event.pop("SEQUENCE", 0))

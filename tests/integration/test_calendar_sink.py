@@ -459,7 +459,11 @@ def test_leaving_the_stage_completes_the_activitys_events_whichever_arrives_firs
         what="completion",
     )
     assert str(harness.calendars.event(room, "room", before.action_id)[ev.X_STATUS]) == "COMPLETED"
-    assert ev.X_STATUS not in harness.calendars.event(user, "calendar", kept.action_id)
+    done = harness.calendars.event(user, "calendar", before.action_id)
+    assert str(done["SUMMARY"]).startswith("✓ ")  # what the person sees in Radicale's clients
+    assert [str(c) for c in done["CATEGORIES"].cats] == ["Completed"]
+    open_event = harness.calendars.event(user, "calendar", kept.action_id)
+    assert ev.X_STATUS not in open_event and not str(open_event["SUMMARY"]).startswith("✓")
 
     harness.send(late)  # its stage entry was left before it arrived
     wait_for(

@@ -179,6 +179,10 @@ def test_completing_marks_the_event_once_and_bumps_its_sequence() -> None:
     assert str(event[ev.X_STATUS]) == "COMPLETED"
     assert str(event[ev.X_COMPLETED_AT]) == "20261128T090000Z"
     assert int(event["SEQUENCE"]) == 1
+    # What a person sees in any calendar client: the title and a category.
+    assert str(event["SUMMARY"]) == "✓ Call the client"
+    assert [str(c) for c in event["CATEGORIES"].cats] == ["Completed"]
+    assert str(event["STATUS"]) == "CONFIRMED"  # still taking its time in the calendar
     assert ev.is_completed(completed)
     assert ev.complete(completed, done_at + timedelta(hours=1)) is None
 
@@ -186,6 +190,7 @@ def test_completing_marks_the_event_once_and_bumps_its_sequence() -> None:
 def test_an_activity_of_a_stage_entry_already_left_is_built_completed() -> None:
     event = vevent(plan(), completed_at=datetime(2026, 11, 26, 11, 0, tzinfo=UTC))
     assert str(event[ev.X_STATUS]) == "COMPLETED"
+    assert str(event["SUMMARY"]) == "✓ Call the client"
 
 
 def test_busy_uids_ignore_cancelled_and_transparent_events() -> None:
