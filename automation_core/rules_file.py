@@ -758,6 +758,15 @@ class _Checker:
         location = None
         if a.get("location") is not None:
             location = self.identifier(a["location"], p("location"))
+            if location is not None and not add_to_calendar:
+                # The room is booked in the calendars, for the event's time: without one
+                # the rule would name a room and book nothing.
+                self.add(
+                    p("location"),
+                    f"room {location!r} is booked only with the activity in the calendar:"
+                    " add `calendar: true` (or `calendar: {duration: 30m}`), or use"
+                    " `address` for a place that needs no booking",
+                )
         link = None
         if a.get("link") is not None:
             link = self.text(a["link"], p("link"), template=True)

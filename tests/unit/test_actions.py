@@ -194,7 +194,7 @@ ACTIVITY = """
             "Hauptstr. 1, Müller GmbH",
             id="address",
         ),
-        pytest.param("location: room-1", "location_id", "room-1", id="location"),
+        pytest.param("location: room-1\n    calendar: true", "location_id", "room-1", id="location"),
         pytest.param(
             "link: 'https://crm.example.com/deal/{{ item_id }}'",
             "link",

@@ -172,6 +172,12 @@ def test_the_example_rules_file_validates() -> None:
             id="calendar-duration",
         ),
         pytest.param(
+            GOOD.replace("subject: Call", "subject: Call, location: room-1"),
+            "action.location: room 'room-1' is booked only with the activity in the calendar:"
+            " add `calendar: true`",
+            id="room-without-calendar",
+        ),
+        pytest.param(
             GOOD.replace(
                 "action:", "condition: {all: [{field: amount, op: gt, value: lots}]}\n  action:"
             ),
