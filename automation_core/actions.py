@@ -146,6 +146,9 @@ def _clients(spec: PlanActivitySpec, event: StageChanged) -> tuple[Client, ...]:
     ]
     if spec.clients == "first":
         return tuple(contacts[:1])
+    if spec.clients.startswith("contact:"):
+        position = int(spec.clients.removeprefix("contact:"))
+        return tuple(contacts[position - 1 : position])
     company = (
         [] if item.company is None else [Client(item.company.id, "company", item.company.title)]
     )

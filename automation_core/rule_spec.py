@@ -16,7 +16,18 @@ from automation_core.model import Rule
 from automation_core.rule_errors import InvalidRuleSpec
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ClientsMode = Literal["none", "first", "all"]
+ClientsMode = str
+"""`none`, `first`, `all` (every contact and the company), or `contact:N` (the item's
+N-th contact, from 1)."""
+
+
+def is_clients_mode(value: Any) -> bool:
+    if value in ("none", "first", "all"):
+        return True
+    if isinstance(value, str) and value.startswith("contact:"):
+        position = value.removeprefix("contact:")
+        return position.isascii() and position.isdigit() and 1 <= int(position) <= 100
+    return False
 ValueType = Literal["string", "decimal", "date"]
 
 
@@ -328,7 +339,7 @@ def _action_from_dict(d: dict[str, Any]) -> ActionSpec:
         )
     if kind == "plan_activity":
         clients = d.get("clients", "none")
-        if clients not in ("none", "first", "all"):
+        if not is_clients_mode(clients):
             raise ValueError(f"clients {clients!r}")
         return PlanActivitySpec(
             subject=d["subject"],

@@ -36,6 +36,7 @@ from automation_core.rule_spec import (
     TimeSpec,
     ValueType,
     WorkingCalendar,
+    is_clients_mode,
     rule_to_spec,
     rule_version,
 )
@@ -749,8 +750,14 @@ class _Checker:
             self.add(p("color"), f"unknown colour {color!r} (a name like yellow, or #RRGGBB)")
         add_to_calendar, minutes = self.calendar_option(a.get("calendar"), p("calendar"))
         clients = a.get("clients", "none")
-        if clients not in ("none", "first", "all"):
-            self.add(p("clients"), f"expected none, first or all, got {clients!r}")
+        if isinstance(clients, dict) and set(clients) == {"contact"}:
+            clients = f"contact:{clients['contact']}"
+        if not is_clients_mode(clients):
+            self.add(
+                p("clients"),
+                f"expected none, first, all or {{contact: N}} (N from 1 to 100), got {clients!r}",
+            )
+            clients = "none"
         invite = self.id_list(a.get("invite"), p("invite"), MAX_INVITEES)
         address = None
         if a.get("address") is not None:
@@ -846,11 +853,7 @@ class _Checker:
 
 
 def _clients_mode(value: Any) -> ClientsMode:
-    if value == "first":
-        return "first"
-    if value == "all":
-        return "all"
-    return "none"
+    return str(value) if is_clients_mode(value) else "none"
 
 
 def _join(path: str, key: str) -> str:

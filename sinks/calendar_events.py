@@ -115,6 +115,9 @@ def build_calendar(
         if client.email and _EMAIL.fullmatch(client.email):
             cutype = "INDIVIDUAL" if client.kind == "contact" else "UNKNOWN"
             event.add("attendee", _attendee(f"mailto:{client.email}", cutype, client.name))
+        else:
+            # No address to invite: still listed, as RFC 5545's contact line.
+            event.add("contact", client.name or client.id)
     if plan.location_id:
         room = f"mailto:{_local_part(plan.location_id)}@{addressing.room_domain}"
         event.add("attendee", _attendee(room, "ROOM", plan.location_id))

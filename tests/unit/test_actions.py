@@ -194,7 +194,16 @@ ACTIVITY = """
             "Hauptstr. 1, Müller GmbH",
             id="address",
         ),
-        pytest.param("location: room-1\n    calendar: true", "location_id", "room-1", id="location"),
+        pytest.param(
+            "location: room-1\n    calendar: true", "location_id", "room-1", id="location"
+        ),
+        pytest.param(
+            "clients: {contact: 2}",
+            "clients",
+            (Client("p-2", "contact", "Ben Kurz", "ben@example.com"),),
+            id="clients-second-contact",
+        ),
+        pytest.param("clients: {contact: 3}", "clients", (), id="clients-missing-contact"),
         pytest.param(
             "link: 'https://crm.example.com/deal/{{ item_id }}'",
             "link",

@@ -108,6 +108,13 @@ def test_invitees_clients_with_email_and_the_room_are_attendees() -> None:
     assert found["mailto:u-12@users.invalid"]["ROLE"] == "REQ-PARTICIPANT"
 
 
+def test_a_client_without_an_email_is_listed_as_a_contact_line() -> None:
+    event = vevent(plan())
+    contacts = event.get("CONTACT")
+    lines = [str(c) for c in (contacts if isinstance(contacts, list) else [contacts])]
+    assert lines == ["Bernd Ohnemail"]
+
+
 def test_the_user_domain_is_configurable() -> None:
     p = plan(clients=(), location_id=None)
     ics = ev.build_calendar(action(p), p, ev.Addressing(user_domain="crm.example.com"))

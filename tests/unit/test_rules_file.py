@@ -163,7 +163,7 @@ def test_the_example_rules_file_validates() -> None:
         ),
         pytest.param(
             GOOD.replace("subject: Call", "subject: Call, clients: some"),
-            "action.clients: expected none, first or all",
+            "action.clients: expected none, first, all or {contact: N}",
             id="clients",
         ),
         pytest.param(
