@@ -133,6 +133,7 @@ def _plan_activity(
         link=link,
         files=spec.files,
         complete_on_stage_exit=spec.complete_on_stage_exit,
+        activity_type=spec.activity_type,
     )
 
 

@@ -174,6 +174,8 @@ class PlanActivity:
     link: str | None = None
     files: tuple[str, ...] = ()
     complete_on_stage_exit: bool = False
+    activity_type: str = "task"
+    """What is planned, as Bitrix offers it: `call`, `meeting`, `task` or `email`."""
 
     kind = ActionKind.PLAN_ACTIVITY
 

@@ -115,7 +115,10 @@ class PlanActivitySpec:
     link: str | None = None
     files: tuple[str, ...] = ()
     complete_on_stage_exit: bool = False
+    activity_type: str = "task"
 
+
+ACTIVITY_TYPES = ("call", "meeting", "task", "email")
 
 ActionSpec = CreateLeadSpec | CopyDealSpec | PlanActivitySpec
 
@@ -251,6 +254,8 @@ def _action_to_dict(a: ActionSpec) -> dict[str, Any]:
         "link": a.link,
         "files": list(a.files),
         "complete_on_stage_exit": a.complete_on_stage_exit,
+        # Only when set: rules written before the key existed keep their versions.
+        **({} if a.activity_type == "task" else {"activity_type": a.activity_type}),
     }
 
 
@@ -356,5 +361,12 @@ def _action_from_dict(d: dict[str, Any]) -> ActionSpec:
             link=d.get("link"),
             files=tuple(d.get("files") or ()),
             complete_on_stage_exit=bool(d.get("complete_on_stage_exit", False)),
+            activity_type=_activity_type(d.get("activity_type", "task")),
         )
     raise ValueError(f"unknown action type {kind!r}")
+
+
+def _activity_type(value: Any) -> str:
+    if value not in ACTIVITY_TYPES:
+        raise ValueError(f"activity_type {value!r}")
+    return str(value)

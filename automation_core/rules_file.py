@@ -24,6 +24,7 @@ from automation_core.links import url_problem
 from automation_core.model import EntityType, Pipeline, Rule
 from automation_core.rule_errors import Problem, RulesInvalid
 from automation_core.rule_spec import (
+    ACTIVITY_TYPES,
     WEEKDAYS,
     ActionSpec,
     ClientsMode,
@@ -99,6 +100,7 @@ _ACTION_KEYS = {
         "link",
         "files",
         "complete_on_stage_exit",
+        "activity_type",
     },
 }
 
@@ -781,6 +783,12 @@ class _Checker:
                 self.link_template(link, p("link"))
         files = self.files(a.get("files"), p("files"))
         complete = self.boolean(a.get("complete_on_stage_exit"), p("complete_on_stage_exit"), False)
+        activity_type = a.get("activity_type", "task")
+        if activity_type not in ACTIVITY_TYPES:
+            self.add(
+                p("activity_type"),
+                f"expected {', '.join(ACTIVITY_TYPES)}, got {activity_type!r}",
+            )
         if subject is None:
             return None
         return PlanActivitySpec(
@@ -798,6 +806,7 @@ class _Checker:
             link=link,
             files=files,
             complete_on_stage_exit=complete,
+            activity_type=str(activity_type),
         )
 
     def calendar_option(self, raw: Any, path: str) -> tuple[bool, int]:

@@ -18,6 +18,8 @@ COMPLETED = "COMPLETED"
 DONE_MARK = "✓ "
 """Put before a completed activity's title: the one change every calendar client shows."""
 DONE_CATEGORY = "Completed"
+ACTIVITY_CATEGORIES = {"call": "Call", "meeting": "Meeting", "task": "Task", "email": "E-mail"}
+"""The category naming what the activity is, as calendar clients show categories."""
 
 # Properties that tie an event back to the CRM (read by nothing but humans and tests:
 # the sink keeps its own mapping in Postgres).
@@ -105,6 +107,7 @@ def build_calendar(
         event.add("url", plan.link)
     if plan.color:
         _add_color(event, plan.color)
+    event.add("categories", [ACTIVITY_CATEGORIES.get(plan.activity_type, "Task")])
     event.add("status", "CONFIRMED")
     event.add("transp", "OPAQUE")
     event.add("sequence", 0)

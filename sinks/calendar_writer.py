@@ -184,6 +184,15 @@ class CalendarWriter:
         created = self._ensure(person, name, ics, completed_at)
         result.writes["event", "created" if created else "exists"] += 1
         result.records.append(self._record(action, plan, person, "user", name, completed_at))
+        # "Nutzer einladen": the same event (same UID and name) in each invitee's calendar,
+        # recorded like the person's, so completing the activity completes all of them.
+        for invitee in dict.fromkeys(plan.invitee_ids):
+            if invitee == plan.responsible_id:
+                continue
+            calendar = CalendarRef.of_user(invitee)
+            created = self._ensure(calendar, name, ics, completed_at)
+            result.writes["invitee", "created" if created else "exists"] += 1
+            result.records.append(self._record(action, plan, calendar, "user", name, completed_at))
         if room is None:
             return
         start, end = ev.event_window(plan)

@@ -77,6 +77,7 @@ ACTIVITY_COLUMNS = (
     "files",
     "complete_on_stage_exit",
     "event_occurred_at",
+    "activity_type",
 )
 COMPLETION_COLUMNS = ("action_id", "item_key", "stage_id", "stage_entry_id", "completed_at")
 OUTBOX_COLUMNS = ("action_id", "topic", "key", "value")
@@ -186,6 +187,7 @@ class Rows:
                     list(p.files),
                     p.complete_on_stage_exit,
                     action.occurred_at,
+                    p.activity_type,
                 )
             )
         elif isinstance(p, CompleteActivities):

@@ -282,6 +282,7 @@ def _plan_activity_to_avro(p: PlanActivity) -> AvroDict:
         "link": p.link,
         "files": list(p.files),
         "complete_on_stage_exit": p.complete_on_stage_exit,
+        "activity_type": p.activity_type,
     }
 
 
@@ -303,6 +304,7 @@ def _plan_activity_from_avro(d: AvroDict) -> PlanActivity:
         link=d["link"],
         files=tuple(d["files"]),
         complete_on_stage_exit=d["complete_on_stage_exit"],
+        activity_type=d["activity_type"],
     )
 
 

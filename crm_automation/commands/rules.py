@@ -219,7 +219,7 @@ def describe_action(action: Action, zone: ZoneInfo | None = None) -> str:
             "completes on stage exit" if p.complete_on_stage_exit else "",
         ]
         return (
-            f"plan activity {p.subject!r} for {p.responsible_id}, deadline "
+            f"plan {p.activity_type} {p.subject!r} for {p.responsible_id}, deadline "
             f"{_at(p.deadline, zone)}" + "".join(f", {e}" for e in extras if e)
         )
     assert isinstance(p, CompleteActivities)  # noqa: S101 - the payload union is closed

@@ -41,7 +41,8 @@ def stored(url: str) -> dict[str, set[tuple[Any, ...]]]:
         return {
             "deals": rows("SELECT deal_id, title, pipeline_id, stage_id, copy_depth FROM deals"),
             "activities": rows(
-                "SELECT activity_id, subject, deadline, responsible_id, location_id FROM activities"
+                "SELECT activity_id, subject, deadline, responsible_id, location_id, activity_type"
+                " FROM activities"
             ),
             "timers": rows("SELECT timer_id, rule_id, due_at FROM timers"),
             "executions": rows(
@@ -75,7 +76,7 @@ def expected(steps: list[dict[str, Any]]) -> dict[str, set[tuple[Any, ...]]]:
             elif kind == "PlanActivity":
                 out["activities"].add(
                     (payload["activity_id"], payload["subject"], payload["deadline"],
-                     payload["responsible_id"], payload["location_id"])
+                     payload["responsible_id"], payload["location_id"], payload["activity_type"])
                 )  # fmt: skip
     return out
 
@@ -97,6 +98,7 @@ def test_the_dry_run_predicts_exactly_what_the_stack_stores(
     steps = predicted(settings, tmp_path)
     want = expected(steps)
     assert want["deals"] and want["activities"] and want["timers"]  # the guide shows all three
+    assert {row[5] for row in want["activities"]} == {"call"}
     applied = run_cli(settings, tmp_path, "rules", "apply", str(tmp_path / "rules.yaml"))
     assert applied.returncode == 0, applied.stderr
     assert settings.database_url is not None

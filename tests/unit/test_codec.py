@@ -160,6 +160,7 @@ payloads = st.one_of(
         link=st.none() | text,
         files=st.lists(text, max_size=2).map(tuple),
         complete_on_stage_exit=st.booleans(),
+        activity_type=st.sampled_from(["call", "meeting", "task", "email"]),
     ),
     st.builds(CompleteActivities, stage_id=ids, completed_at=timestamps),
 )

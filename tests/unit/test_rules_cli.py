@@ -72,7 +72,7 @@ def test_test_prints_what_each_event_would_do_and_when(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     # Times in the rule's zone: "tomorrow 14:00 Berlin", and 09:00 UTC in May is 11:00.
     assert (
-        "rule call-client: fired: plan activity 'Call the client' for u-7, deadline "
+        "rule call-client: fired: plan call 'Call the client' for u-7, deadline "
         "2026-11-27T14:00:00+01:00 (Europe/Berlin)" in lines[1]
     )
     assert "invitees u-12, room room-1, link https://contracts.example.com/deals/4711" in lines[1]
