@@ -11,6 +11,8 @@ class Problem:
 
     path: str
     message: str
+    line: int | None = None
+    """The line of the rules file the path points at, when it came from a file."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

@@ -7,6 +7,7 @@ listing all problems, each with its path, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
@@ -43,7 +44,7 @@ from automation_core.rule_spec import (
 )
 from automation_core.templates import MAX_TEMPLATE_CHARS, fill_placeholders, template_problems
 from automation_core.timing import known_holiday_code
-from automation_core.yaml_loader import load_yaml
+from automation_core.yaml_loader import line_numbers, load_yaml
 
 MAX_RULES = 10_000
 MAX_FILE_CHARS = 5_000_000
@@ -122,7 +123,21 @@ def validate_rules_file(text: str) -> ValidatedRules:
         data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise RulesInvalid([Problem("", f"not valid YAML: {exc}")]) from None
-    return validate_rules_data(data)
+    try:
+        return validate_rules_data(data)
+    except RulesInvalid as exc:
+        lines = line_numbers(text)
+        raise RulesInvalid([_located(p, lines) for p in exc.problems]) from None
+
+
+def _located(problem: Problem, lines: Mapping[str, int]) -> Problem:
+    """`problem` with the line of the deepest part of its path the file has."""
+    path = re.sub(r" \([^)]*\)", "", problem.path)
+    while path in lines or (parent := re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)) != path:
+        if path in lines:
+            return dataclasses.replace(problem, line=lines[path])
+        path = parent
+    return problem
 
 
 def validate_rules_data(data: Any) -> ValidatedRules:

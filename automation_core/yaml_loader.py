@@ -53,3 +53,27 @@ StrictLoader.add_implicit_resolver(
 
 def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def line_numbers(text: str) -> dict[str, int]:
+    """The line (from 1) of every key and list item of a YAML document, by its path as the
+    rules checker writes paths without rule ids: `rules[2].trigger.stage`."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    child = f"{path}.{key.value}" if path else str(key.value)
+                    lines[child] = key.start_mark.line + 1
+                    walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = f"{path}[{index}]"
+                lines[child] = item.start_mark.line + 1
+                walk(item, child)
+
+    root = yaml.compose(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    if root is not None:
+        walk(root, "")
+    return lines

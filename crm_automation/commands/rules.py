@@ -57,7 +57,8 @@ def load_rules_or_exit(path: Path) -> ValidatedRules:
         raise typer.Exit(1) from None
     except RulesInvalid as exc:
         for problem in exc.problems:
-            typer.echo(f"{path}: {problem}", err=True)
+            where = f"{path}:{problem.line}" if problem.line else str(path)
+            typer.echo(f"{where}: {problem}", err=True)
         typer.echo(f"{len(exc.problems)} problem(s); nothing accepted.", err=True)
         raise typer.Exit(1) from None
 

@@ -36,10 +36,16 @@ def test_validate_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(app, ["validate", str(bad)])
     assert result.exit_code == 1
-    assert "rules[2] (call-client).trigger.stage: unknown stage 'APPROVL'" in result.output
+    lines = bad.read_text().splitlines()
+    stage_line = next(n for n, text in enumerate(lines, 1) if "stage: APPROVL" in text)
+    zone_line = next(n for n, text in enumerate(lines, 1) if "deadline:" in text)
     assert (
-        "rules[2] (call-client).action.deadline.timezone: unknown time zone 'Europe/Berln'"
+        f"{bad}:{stage_line}: rules[2] (call-client).trigger.stage: unknown stage 'APPROVL'"
         in result.output
+    )
+    assert (
+        f"{bad}:{zone_line}: rules[2] (call-client).action.deadline.timezone: unknown time zone"
+        " 'Europe/Berln'" in result.output
     )
     assert "2 problem(s); nothing accepted." in result.output
 
