@@ -140,7 +140,11 @@ class CompiledRule:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, UTF-8 kept as is, no NaN: the form a rule's version hashes
+    and its spec travels in (`Rule.spec_json`)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def rule_version(

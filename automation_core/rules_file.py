@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from automation_core.colors import COLORS, HEX_COLOR
 from automation_core.conditions import OPS, VALUELESS_OPS, typed
 from automation_core.durations import parse_delay, parse_duration, parse_time_of_day
 from automation_core.fields import DATE_FIELDS, canonical_field, field_type, is_custom
@@ -53,23 +54,6 @@ MAX_FILES = 20
 MAX_IN_VALUES = 1000
 MAX_ACTIVITY_MINUTES = 7 * 24 * 60
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-COLOR_NAMES = frozenset(
-    {
-        "yellow",
-        "green",
-        "blue",
-        "red",
-        "orange",
-        "purple",
-        "pink",
-        "grey",
-        "gray",
-        "brown",
-        "teal",
-        "turquoise",
-    }
-)
-_HEX_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 _TOP_KEYS = {"pipelines", "working_time", "rules"}
 _RULE_KEYS = {
     "id",
@@ -762,7 +746,7 @@ class _Checker:
             responsible = self.text(a["responsible"], p("responsible"), template=True)
         color = a.get("color")
         if color is not None and (
-            not isinstance(color, str) or not (color in COLOR_NAMES or _HEX_COLOR.fullmatch(color))
+            not isinstance(color, str) or not (color in COLORS or HEX_COLOR.fullmatch(color))
         ):
             self.add(p("color"), f"unknown colour {color!r} (a name like yellow, or #RRGGBB)")
         add_to_calendar, minutes = self.calendar_option(a.get("calendar"), p("calendar"))

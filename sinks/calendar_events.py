@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from icalendar import Calendar, Component, Event, vCalAddress, vText
 
+from automation_core.colors import COLORS, HEX_COLOR
 from automation_core.links import url_problem
 from automation_core.model import Action, PlanActivity
 
@@ -35,21 +36,6 @@ X_FILE = "X-CRM-FILE"
 
 # RFC 7986 COLOR takes a CSS3 colour name; the rules file allows these names or #RRGGBB,
 # which is mapped to the nearest of them (the exact value is kept in X-CRM-COLOR).
-_CSS_COLORS = {
-    "yellow": (255, 255, 0),
-    "green": (0, 128, 0),
-    "blue": (0, 0, 255),
-    "red": (255, 0, 0),
-    "orange": (255, 165, 0),
-    "purple": (128, 0, 128),
-    "pink": (255, 192, 203),
-    "grey": (128, 128, 128),
-    "gray": (128, 128, 128),
-    "brown": (165, 42, 42),
-    "teal": (0, 128, 128),
-    "turquoise": (64, 224, 208),
-}
-_HEX_COLOR = re.compile(r"#([0-9A-Fa-f]{2})([0-9A-Fa-f]{2})([0-9A-Fa-f]{2})")
 _EMAIL = re.compile(r"[^@\s<>\"(),;:\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}")
 
 
@@ -199,16 +185,16 @@ def _mark(event: Component, completed_at: datetime) -> None:
 
 def _add_color(event: Component, color: str) -> None:
     name = color.lower()
-    if name in _CSS_COLORS:
+    if name in COLORS:
         event.add("color", name)
         return
-    match = _HEX_COLOR.fullmatch(color)
+    match = HEX_COLOR.fullmatch(color)
     if match is None:
         return
     rgb = tuple(int(part, 16) for part in match.groups())
     nearest = min(
-        _CSS_COLORS,
-        key=lambda n: sum((a - b) ** 2 for a, b in zip(_CSS_COLORS[n], rgb, strict=True)),
+        COLORS,
+        key=lambda n: sum((a - b) ** 2 for a, b in zip(COLORS[n], rgb, strict=True)),
     )
     event.add("color", nearest)
     event.add(X_COLOR, vText(color.upper()))

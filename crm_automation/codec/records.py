@@ -29,6 +29,7 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
+from automation_core.rule_spec import canonical_json
 from crm_automation.codec.framing import NAMESPACE
 
 AvroDict = dict[str, Any]
@@ -166,13 +167,6 @@ def pipeline_to_avro(p: Pipeline) -> AvroDict:
 
 def pipeline_from_avro(d: AvroDict) -> Pipeline:
     return Pipeline(id=d["id"], entity_type=EntityType(d["entity_type"]), stages=tuple(d["stages"]))
-
-
-def canonical_json(spec: dict[str, Any]) -> str:
-    """The rule spec as canonical JSON: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(
-        spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
 
 
 def rule_to_avro(r: Rule) -> AvroDict:
