@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 app = typer.Typer(
     name="crm-automation",
     help="Streaming engine for CRM automation rules on pipeline stages.",
+    epilog=(
+        "Exit codes: 0 done; 1 invalid input (a rules file, an event line) or an unexpected"
+        " error; 2 invalid configuration (a CRM_AUTOMATION_* setting, or a service not"
+        " configured); 3 Kafka refused the connection or did not confirm a delivery;"
+        " 4 Kafka does not answer at its address; 5 Postgres does not answer at its address."
+        " A service that does not answer is named in one line with where its address came"
+        " from (a setting or the local stack's port file) and what to do."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

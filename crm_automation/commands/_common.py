@@ -7,12 +7,16 @@ from collections.abc import Callable
 from functools import cache
 
 import psycopg
+import typer
 from prometheus_client import CollectorRegistry
 
+from crm_automation import kafka_clients
 from crm_automation.consumer_lag import ConsumerLagMonitor
 from crm_automation.process import Probe, Readiness, consuming, run_until_stopped
 from crm_automation.settings import Settings
 from crm_automation.stack import Stack
+from crm_automation.stack.processes import port_open
+from crm_automation.stack.stack import mask_password
 
 
 @cache
@@ -25,6 +29,66 @@ def configured_settings() -> Settings:
 def settings() -> Settings:
     """The settings with the local stack's addresses filled in where none is configured."""
     return Stack(configured_settings()).resolved_settings()
+
+
+EXIT_KAFKA_UNREACHABLE = 4
+EXIT_DATABASE_UNREACHABLE = 5
+_REACH_SECONDS = 3.0
+
+
+def kafka_settings() -> Settings:
+    """`settings()`, once a Kafka bootstrap server answers; else one line saying where the
+    address came from and what to do, and exit EXIT_KAFKA_UNREACHABLE (instead of
+    librdkafka retrying for half a minute with a line per attempt)."""
+    s = settings()
+    kafka_clients.admin_config(s)  # a configuration problem first (KafkaNotConfigured: exit 2)
+    servers = [a.strip() for a in (s.kafka_bootstrap_servers or "").split(",") if a.strip()]
+    if not any(_answers(address) for address in servers):
+        if configured_settings().kafka_bootstrap_servers:
+            origin, fix = "CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS", "check the setting"
+        else:
+            origin = f"the local stack's port file {s.home / 'stack' / 'ports.json'}"
+            fix = "start the stack with `crm-automation stack up`"
+        typer.echo(
+            f"error: Kafka does not answer at {','.join(servers) or '(none)'}"
+            f" (from {origin}): {fix}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_KAFKA_UNREACHABLE)
+    return s
+
+
+def database_settings() -> Settings:
+    """`settings()`, once Postgres answers; else one line (address, where it came from,
+    what to do) and exit EXIT_DATABASE_UNREACHABLE."""
+    s = settings()
+    assert s.database_url is not None  # noqa: S101 - the stack fills it in when unset
+    url = s.database_url.get_secret_value()
+    try:
+        with psycopg.connect(url, connect_timeout=int(_REACH_SECONDS)):
+            pass
+    except psycopg.Error as exc:
+        if configured_settings().database_url is not None:
+            origin, fix = "CRM_AUTOMATION_DATABASE_URL", "check the setting"
+        else:
+            origin = f"the local stack's port file {s.home / 'stack' / 'ports.json'}"
+            fix = "start the stack with `crm-automation stack up`"
+        text = str(exc).strip()
+        reason = text.splitlines()[0].strip() if text else type(exc).__name__
+        typer.echo(
+            f"error: Postgres does not answer at {mask_password(url)} (from {origin}):"
+            f" {fix} ({reason})",
+            err=True,
+        )
+        raise typer.Exit(EXIT_DATABASE_UNREACHABLE) from None
+    return s
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    return port_open(host.strip("[]"), int(port), timeout=_REACH_SECONDS)
 
 
 def database_probe(s: Settings) -> Probe:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from crm_automation import db
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import database_settings
 
 app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True, help="Database schema.")
 @app.command("migrate")
 def migrate() -> None:
     """Apply the versioned SQL migrations not applied yet (idempotent)."""
-    url = settings().database_url
+    url = database_settings().database_url
     if url is None:
         typer.echo(
             "error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)", err=True

@@ -26,7 +26,7 @@ from automation_core.errors import InvalidEvent
 from automation_core.event_json import parse_stage_changed
 from crm_automation import codec, kafka_clients, topics
 from crm_automation.codec.json_view import avro_to_json
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import kafka_settings
 from crm_automation.kafka_clients import DeliveryFailed, ProducerRecord
 from crm_automation.settings import Settings
 
@@ -89,7 +89,7 @@ def produce(
     An invalid line is reported on stderr as `line N: reason` and skipped; the exit code
     is 1 if any line was invalid (3 if Kafka did not confirm delivery).
     """
-    s = settings()
+    s = kafka_settings()
     topic = s.topic(topics.STAGE_CHANGES)
     invalid = 0
 
@@ -176,7 +176,7 @@ def tail(
     ),
 ) -> None:
     """Print a topic's messages as JSON lines (undecodable ones as error objects)."""
-    s = settings()
+    s = kafka_settings()
     name = _full_topic_name(s, topic)
     # Partitions are assigned, not subscribed: no group join, no offsets committed.
     consumer = Consumer(

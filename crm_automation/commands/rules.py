@@ -33,7 +33,7 @@ from automation_core.simulate import Step, simulate
 from crm_automation import rules_topic
 from crm_automation.codec import records as codec_records
 from crm_automation.codec.json_view import avro_to_json
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import kafka_settings
 from crm_automation.settings import Settings
 from processors import timer_report
 
@@ -299,7 +299,7 @@ def apply(
     """Validate the whole file, then publish what changed to automation.rules."""
     validated = load_rules_or_exit(file)
     warn_about_cycles(file, validated)
-    s = settings()
+    s = kafka_settings()
     plan = rules_topic.plan_apply(validated, rules_topic.read_published(s), prune)
     _describe_plan(plan, "would" if dry_run else "publish")
     _describe_pending(s, plan, pending, "would" if dry_run else "will")
@@ -347,7 +347,7 @@ def list_rules(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per rule.")] = False,
 ) -> None:
     """The rules and pipelines the engine uses (read back from automation.rules)."""
-    published = rules_topic.read_published(settings())
+    published = rules_topic.read_published(kafka_settings())
     for pipeline in sorted(published.pipelines.values(), key=lambda p: p.id):
         if not as_json:
             typer.echo(
@@ -384,12 +384,12 @@ def list_rules(
 @app.command("delete")
 def delete(rule_ids: Annotated[list[str], typer.Argument(help="Rule ids to delete.")]) -> None:
     """Delete rules (tombstones) and cancel their pending timers."""
-    published = rules_topic.read_published(settings())
+    published = rules_topic.read_published(kafka_settings())
     missing = [r for r in rule_ids if r not in published.rules]
     for rule_id in missing:
         typer.echo(f"error: no published rule {rule_id!r}", err=True)
     if missing:
         raise typer.Exit(1)
     plan = rules_topic.plan_delete(rule_ids, published)
-    rules_topic.execute(settings(), plan, datetime.now(UTC))
+    rules_topic.execute(kafka_settings(), plan, datetime.now(UTC))
     _describe_plan(plan, "deleted")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import psycopg
 import typer
 
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import database_settings
 from processors import timer_report
 
 app = typer.Typer(no_args_is_help=True, help="Durable timers held by the scheduler.")
@@ -16,7 +16,7 @@ _STATUSES = ("pending", "fired", "cancelled", "all")
 
 
 def _connect() -> psycopg.Connection:
-    url = settings().database_url
+    url = database_settings().database_url
     if url is None:
         typer.echo(
             "error: no database configured (CRM_AUTOMATION_DATABASE_URL, or `stack up`)", err=True

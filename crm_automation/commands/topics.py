@@ -6,7 +6,7 @@ import typer
 from confluent_kafka.admin import AdminClient
 
 from crm_automation import kafka_clients
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import kafka_settings
 from crm_automation.topics import create_topics, topic_specs
 
 app = typer.Typer(no_args_is_help=True, help="Contract topics.")
@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="Contract topics.")
 @app.command("create")
 def create() -> None:
     """Create the contract topics that do not exist yet (idempotent)."""
-    s = settings()
+    s = kafka_settings()
     created = create_topics(AdminClient(kafka_clients.admin_config(s)), s)
     for spec in topic_specs(s):
         state = "created" if spec.name in created else "exists"
