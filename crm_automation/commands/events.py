@@ -138,6 +138,12 @@ def render(message: Message) -> dict[str, Any]:
         "offset": message.offset(),
         "key": None if key is None else key.decode("utf-8", "replace"),
     }
+    headers: list[tuple[str, bytes | None]] = message.headers() or []  # type: ignore[assignment]
+    if headers:
+        # A dead letter's reason and origin travel here (`__connect.errors.*`).
+        out["headers"] = {
+            name: None if raw is None else raw.decode("utf-8", "replace") for name, raw in headers
+        }
     value = message.value()
     if value is None:
         out.update(schema=None, value=None)  # a tombstone (deleted rule or pipeline)

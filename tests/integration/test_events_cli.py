@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from automation_core.event_json import parse_stage_changed
 from crm_automation import kafka_clients, topics
+from crm_automation.dlq import DeadLetter
 from crm_automation.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -179,3 +180,33 @@ def test_tail_prints_an_undecodable_message_as_an_error_object(settings: Setting
     assert message["key"] == "DEAL:1"
     assert message["error"] == "bad_magic"
     assert "value" not in message
+    assert "headers" not in message
+
+
+def test_tail_shows_a_dead_letters_headers_with_its_reason(settings: Settings) -> None:
+    topics.create_topics(AdminClient(kafka_clients.admin_config(settings)), settings)
+    letter = DeadLetter(
+        key=b"DEAL:1",
+        value=b"not avro",
+        source_topic=settings.topic(topics.STAGE_CHANGES),
+        source_partition=2,
+        source_offset=41,
+        error_class="InvalidMessage",
+        reason="bad_magic",
+        message="does not start with C3 01",
+    )
+    producer = Producer(kafka_clients.producer_config(settings))
+    kafka_clients.produce_and_confirm(
+        producer,
+        settings.topic(topics.DLQ),
+        [kafka_clients.ProducerRecord(letter.key, letter.value, letter.headers())],
+    )
+
+    [message] = _tail(settings, settings.topic(topics.DLQ), 1)
+
+    assert message["headers"] == {
+        name: value.decode() if isinstance(value, bytes) else value
+        for name, value in letter.headers()
+    }
+    reasons = [v for k, v in message["headers"].items() if k.endswith("reason")]
+    assert reasons == ["bad_magic"]
