@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from crm_automation import kafka_clients, logging_setup
 from crm_automation.commands import (
     db,
+    dlq,
     engine,
     events,
     rules,
@@ -50,6 +51,7 @@ app.command("engine")(engine.engine)
 app.command("run")(run.run)
 app.command("scheduler")(scheduler.scheduler)
 app.add_typer(timers.app, name="timers")
+app.add_typer(dlq.app, name="dlq")
 
 
 def main() -> None:
