@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import psycopg
@@ -25,6 +27,10 @@ def _connect() -> psycopg.Connection:
     return psycopg.connect(url.get_secret_value(), autocommit=True)
 
 
+def _json_value(value: object) -> object:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
 def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -42,6 +48,7 @@ def list_(
     ),
     status: str = typer.Option("pending", "--status", help="pending, fired, cancelled or all."),
     limit: int = typer.Option(100, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per timer."),
 ) -> None:
     """Timers in due order, one per line: due time, status, timer id, item, rule."""
     if status not in _STATUSES:
@@ -57,6 +64,9 @@ def list_(
             limit=limit,
         )
     for row in rows:
+        if as_json:
+            typer.echo(json.dumps({k: _json_value(v) for k, v in asdict(row).items()}))
+            continue
         typer.echo(
             f"{row.due_at.astimezone(UTC).isoformat()}\t{row.status}\t{row.timer_id}"
             f"\t{row.item_key}\t{row.rule_id}"
@@ -66,10 +76,15 @@ def list_(
 
 
 @app.command("stats")
-def stats() -> None:
+def stats(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object."),
+) -> None:
     """Pending, overdue and next due timers; fired and cancelled totals."""
     with _connect() as conn:
         s = timer_report.timer_stats(conn, datetime.now(UTC))
+    if as_json:
+        typer.echo(json.dumps({k: _json_value(v) for k, v in asdict(s).items()}))
+        return
     typer.echo(f"pending\t{s.pending}")
     typer.echo(f"overdue\t{s.overdue}")
     typer.echo(f"next_due\t{s.next_due.astimezone(UTC).isoformat() if s.next_due else '-'}")

@@ -84,3 +84,10 @@ def test_a_configured_kafka_that_does_not_answer_is_named_with_its_setting(
         f"error: Kafka does not answer at {address} (from CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS):"
         " check the setting"
     ]
+
+
+def test_version_prints_the_installed_version(home: Path) -> None:
+    result, _seconds = run(home, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip().startswith("crm-automation ")
+    assert result.stdout.split()[1][0].isdigit()
