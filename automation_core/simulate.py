@@ -52,8 +52,8 @@ class _Run:
         self._states: dict[str, ItemState] = {}
         self._left: set[tuple[str, str]] = set()
         """(item key, stage entry id) of stage entries left: their timers are cancelled."""
-        self._created: list[tuple[datetime, int, Action, bool]] = []
-        """Heap of (when, order, action, delayed) for the items actions create."""
+        self._created: list[tuple[datetime, int, Action, StageChanged, bool]] = []
+        """Heap of (when, order, action, its item's entry, cancellable) for created items."""
         self._order = 0
         self.steps: list[Step] = []
 
@@ -75,23 +75,23 @@ class _Run:
             if c.item_key is not None and c.stage_entry_id is not None
         )
         for action in decision.actions:
-            self._push(action.occurred_at, action, delayed=False)
+            self._push(action.occurred_at, action, cancellable=False)
         for timer in decision.timers:
             if timer.action is not None and timer.due_at is not None:
-                self._push(timer.due_at, timer.action, delayed=timer.stage_entry_id is not None)
+                self._push(
+                    timer.due_at, timer.action, cancellable=timer.stage_entry_id is not None
+                )
 
     def created_until(self, moment: datetime | None) -> None:
         """Let the items created up to `moment` (None: all of them) enter their stages."""
         while self._created and (moment is None or self._created[0][0] <= moment):
-            _when, _order, action, cancellable = heapq.heappop(self._created)
+            _when, _order, action, event, cancellable = heapq.heappop(self._created)
             if cancellable and (action.item_key, action.stage_entry_id) in self._left:
                 continue  # the timer was cancelled when its stage entry was left
-            event = announcement(action)
-            if event is not None:
-                self.step(event, action)
+            self.step(event, action)
 
-    def _push(self, when: datetime, action: Action, delayed: bool) -> None:
-        if announcement(action) is None:
-            return
-        self._order += 1
-        heapq.heappush(self._created, (when, self._order, action, delayed))
+    def _push(self, when: datetime, action: Action, cancellable: bool) -> None:
+        event = announcement(action)
+        if event is not None:
+            self._order += 1
+            heapq.heappush(self._created, (when, self._order, action, event, cancellable))

@@ -10,7 +10,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from crm_automation.settings import Settings
@@ -254,3 +262,50 @@ def produce_and_confirm(
         )
     logger.debug("confirmed messages=%d topic=%s", count, topic)
     return count
+
+
+def read_to_end(settings: Settings, topic: str, group: str, timeout: float = 30.0) -> list[Message]:
+    """Every message `topic` holds now, from each partition's first offset to its end, in
+    offset order per partition; partitions are assigned (no group join, nothing
+    committed). RuntimeError when the topic is not available or a read stops short."""
+    consumer = Consumer(consumer_config(settings, group))
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        if metadata.topics[topic].error is not None:
+            raise RuntimeError(
+                f"topic {topic} is not available: run `crm-automation topics create`"
+            )
+        spans = {
+            p: _watermarks(consumer, TopicPartition(topic, p), timeout)
+            for p in metadata.topics[topic].partitions
+        }
+        pending = {p for p, (low, high) in spans.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        found: list[Message] = []
+        while pending:
+            message = consumer.poll(timeout)
+            if message is None:
+                raise RuntimeError(f"timed out reading {topic}")
+            if message.error() is not None:
+                continue
+            found.append(message)
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if offset + 1 >= spans[partition][1]:
+                pending.discard(partition)
+    finally:
+        consumer.close()
+    return found
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """Low and high watermarks, waiting out a just-created topic that has no leader yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException:
+            # NOT_LEADER_FOR_PARTITION is not flagged retriable, yet passes in a moment.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from automation_core.evaluate import cancel_rule
 from automation_core.model import Pipeline, Rule
 from automation_core.rules_file import ValidatedRules
 from crm_automation import codec, kafka_clients, topics
-from crm_automation.dlq import position
 from crm_automation.kafka_clients import ProducerRecord
 from crm_automation.settings import Settings
 
@@ -58,29 +56,10 @@ def key_of(record: Rule | Pipeline) -> str:
 def read_published(settings: Settings, timeout: float = 30.0) -> Published:
     """Read the rules topic from the beginning to its end; later records win."""
     name = settings.topic(topics.RULES)
-    consumer = Consumer(kafka_clients.consumer_config(settings, "crm-automation-rules-cli"))
-    try:
-        metadata = consumer.list_topics(name, timeout=timeout)
-        if metadata.topics[name].error is not None:
-            raise RuntimeError(f"topic {name} is not available: run `crm-automation topics create`")
-        partitions = list(metadata.topics[name].partitions)
-        ends = {p: _end_offset(consumer, TopicPartition(name, p), timeout) for p in partitions}
-        pending = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in pending])
-        latest: dict[str, str | bytes | None] = {}
-        while pending:
-            message = consumer.poll(timeout)
-            if message is None:
-                raise RuntimeError(f"timed out reading {name}")
-            if message.error() is not None:
-                continue
-            _topic, partition, offset = position(message)
-            key = message.key()
-            latest[key.decode() if isinstance(key, bytes) else str(key)] = message.value()
-            if offset + 1 >= ends[partition]:
-                pending.discard(partition)
-    finally:
-        consumer.close()
+    latest: dict[str, str | bytes | None] = {}
+    for message in kafka_clients.read_to_end(settings, name, "crm-automation-rules-cli", timeout):
+        key = message.key()
+        latest[key.decode() if isinstance(key, bytes) else str(key)] = message.value()
     published = Published()
     for value in latest.values():
         if not isinstance(value, bytes):
@@ -91,19 +70,6 @@ def read_published(settings: Settings, timeout: float = 30.0) -> Published:
         elif isinstance(record, Rule):
             published.rules[record.id] = record
     return published
-
-
-def _end_offset(consumer: Consumer, tp: TopicPartition, timeout: float) -> int:
-    """The high watermark, waiting out a just-created topic that has no leader yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return int(consumer.get_watermark_offsets(tp, timeout=timeout)[1])
-        except KafkaException:
-            # NOT_LEADER_FOR_PARTITION is not flagged retriable, yet passes in a moment.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def plan_apply(validated: ValidatedRules, published: Published, prune: bool) -> Plan:

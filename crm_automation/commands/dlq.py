@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from crm_automation import dlq, kafka_clients, topics
 from crm_automation.commands._common import kafka_settings
@@ -57,43 +57,26 @@ class Letter:
 def read_letters(s: Settings) -> list[Letter]:
     """Every dead letter on the DLQ topic, read up to its end (no group, nothing committed)."""
     name = s.topic(topics.DLQ)
-    consumer = Consumer(kafka_clients.consumer_config(s, f"crm-automation-dlq-{uuid.uuid4().hex}"))
-    letters: list[Letter] = []
     try:
-        metadata = consumer.list_topics(name, timeout=10).topics.get(name)
-        if metadata is None or metadata.error is not None:
-            typer.echo(f"error: cannot read topic {name}: {metadata and metadata.error}", err=True)
-            raise typer.Exit(3)
-        for partition in sorted(metadata.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), 10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(name, partition, low)])
-            position = low
-            while position < high:
-                message = consumer.poll(10)
-                if message is None:
-                    typer.echo(f"error: {name}[{partition}] stopped at {position}", err=True)
-                    raise typer.Exit(3)
-                if message.error() is not None:
-                    continue
-                raw_headers: list[tuple[str, bytes | None]] = message.headers() or []  # type: ignore[assignment]
-                letters.append(
-                    Letter(
-                        partition=partition,
-                        offset=message.offset() or 0,
-                        at=datetime.fromtimestamp(message.timestamp()[1] / 1000, UTC),
-                        key=message.key(),
-                        value=message.value(),
-                        headers={
-                            k: "" if v is None else v.decode("utf-8", "replace")
-                            for k, v in raw_headers
-                        },
-                    )
-                )
-                position = (message.offset() or 0) + 1
-    finally:
-        consumer.close()
+        messages = kafka_clients.read_to_end(s, name, f"crm-automation-dlq-{uuid.uuid4().hex}")
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    letters = []
+    for message in messages:
+        raw_headers: list[tuple[str, bytes | None]] = message.headers() or []  # type: ignore[assignment]
+        letters.append(
+            Letter(
+                partition=message.partition() or 0,
+                offset=message.offset() or 0,
+                at=datetime.fromtimestamp(message.timestamp()[1] / 1000, UTC),
+                key=message.key(),
+                value=message.value(),
+                headers={
+                    k: "" if v is None else v.decode("utf-8", "replace") for k, v in raw_headers
+                },
+            )
+        )
     return letters
 
 

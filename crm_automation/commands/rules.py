@@ -161,14 +161,15 @@ def describe_step(step: Step, zones: Mapping[str, ZoneInfo] | None = None) -> li
     """Plain lines: the event, then one line per rule considered and per side effect."""
     zones = zones or {}
     event, decision = step.event, step.decision
-    origin = ""
-    if step.created_by is not None:
-        zone = zones.get(step.created_by.rule_id)
-        origin = f" (created by rule {step.created_by.rule_id}, generation {event.copy_depth})"
-        head = f"{_at(event.occurred_at, zone)} {event.event_id} {event.key} → "
-    else:
-        head = f"{event.occurred_at.isoformat()} {event.event_id} {event.key} → "
-    lines = [f"{head}{event.pipeline_id}/{event.stage_id}: {decision.outcome}{origin}"]
+    creator = step.created_by
+    at, origin = _at(event.occurred_at, None), ""
+    if creator is not None:  # a created item enters when its rule's zone says
+        at = _at(event.occurred_at, zones.get(creator.rule_id))
+        origin = f" (created by rule {creator.rule_id}, generation {event.copy_depth})"
+    lines = [
+        f"{at} {event.event_id} {event.key} → "
+        f"{event.pipeline_id}/{event.stage_id}: {decision.outcome}{origin}"
+    ]
     lines += [
         f"  cancel pending timers of stage entry {c.stage_entry_id}" for c in decision.cancels
     ]
@@ -384,12 +385,13 @@ def list_rules(
 @app.command("delete")
 def delete(rule_ids: Annotated[list[str], typer.Argument(help="Rule ids to delete.")]) -> None:
     """Delete rules (tombstones) and cancel their pending timers."""
-    published = rules_topic.read_published(kafka_settings())
+    s = kafka_settings()
+    published = rules_topic.read_published(s)
     missing = [r for r in rule_ids if r not in published.rules]
     for rule_id in missing:
         typer.echo(f"error: no published rule {rule_id!r}", err=True)
     if missing:
         raise typer.Exit(1)
     plan = rules_topic.plan_delete(rule_ids, published)
-    rules_topic.execute(kafka_settings(), plan, datetime.now(UTC))
+    rules_topic.execute(s, plan, datetime.now(UTC))
     _describe_plan(plan, "deleted")

@@ -51,17 +51,13 @@ def without_activity_type(action: Action) -> Action:
     return action
 
 
-def before_activity_types(action: Action) -> Action:
-    return without_activity_type(action)
-
-
 def before_lead_generations(action: Action) -> Action:
     return without_activity_type(without_lead_generation(action))
 
 
 OLDER_ACTIONS: dict[str, Callable[[Action], Action]] = {
     "a0d8331d140c10a1": before_lead_generations,
-    "cad15cff0c001e98": before_activity_types,
+    "cad15cff0c001e98": without_activity_type,
 }
 """Each older Action version, and what a current action reads as after it went through it."""
 
