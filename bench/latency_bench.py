@@ -246,7 +246,8 @@ def measure(
     finally:
         stop_polling.set()
         poller.join()
-    engine_ms = engine_latencies(s, warm + total)[-total:]
+    timed = engine_latencies(s, warm + total)[-total:]
+    engine_ms = [lat for _at, lat in timed]
     # Not sustained: the copies that arrived within 120 s after the last send are measured
     # and the shortfall is reported (their latencies then understate the backlog).
     arrived = max(0, len(seen) - warm)
@@ -270,6 +271,9 @@ def measure(
         # The engine's share: occurred_at to the action's append time on the topic.
         "engine_p50_ms": percentile(engine_ms, 50) if engine_ms else None,
         "engine_p99_ms": percentile(engine_ms, 99) if engine_ms else None,
+        # Over the run: the engine's largest latency per quarter second of append time
+        # (steady queueing shows as a plateau, a stall as a spike).
+        "engine_max_ms_per_quarter_second": quarter_second_maxima(timed),
         # CPU share of one core while the events were sent and drained (1.0 = saturated).
         "engine_cpu_share": cpu[0] / drained_seconds,
         "sink_cpu_share": cpu[1] / drained_seconds,
@@ -322,8 +326,21 @@ def sink_batches(port: int) -> dict[str, float]:
     }
 
 
-def engine_latencies(s: Settings, expected: int) -> list[float]:
-    """occurred_at -> the action's timestamp on the actions topic (ms), in topic order."""
+def quarter_second_maxima(timed: list[tuple[int, float]]) -> list[float]:
+    """The largest latency in each 250 ms of append time, from the first to the last."""
+    if not timed:
+        return []
+    first = timed[0][0]
+    maxima: dict[int, float] = {}
+    for appended, latency in timed:
+        bucket = (appended - first) // 250
+        maxima[bucket] = max(maxima.get(bucket, 0.0), latency)
+    return [maxima.get(b, 0.0) for b in range(max(maxima) + 1)]
+
+
+def engine_latencies(s: Settings, expected: int) -> list[tuple[int, float]]:
+    """(append time, occurred_at -> the action's timestamp on the actions topic), both in
+    ms, in append order."""
     consumer = Consumer(
         {
             **kafka_clients.consumer_config(s, f"bench-latency-{uuid.uuid4().hex[:8]}"),
@@ -344,7 +361,7 @@ def engine_latencies(s: Settings, expected: int) -> list[float]:
                 out.append((appended, appended - occurred))
     finally:
         consumer.close()
-    return [lat for _t, lat in sorted(out)]
+    return sorted(out)
 
 
 def main() -> None:
@@ -384,6 +401,14 @@ def main() -> None:
                 + ("" if r["complete"] else f"  NOT SUSTAINED: {r['arrived']} of {r['events']}"),
                 flush=True,
             )
+            quarters = sorted(r["engine_max_ms_per_quarter_second"])
+            if quarters:
+                print(
+                    f"  engine's largest latency per 0.25 s: median {percentile(quarters, 50):.0f}"
+                    f" ms, p90 {percentile(quarters, 90):.0f} ms, max {quarters[-1]:.0f} ms"
+                    f" over {len(quarters)} quarters (all in the JSON)",
+                    flush=True,
+                )
     report(result, args)
 
 
