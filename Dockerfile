@@ -6,7 +6,8 @@ COPY pyproject.toml README.md ./
 COPY automation_core automation_core
 COPY crm_automation crm_automation
 COPY streams streams
-COPY processors processors
+COPY runtime runtime
+COPY scheduler scheduler
 COPY sinks sinks
 COPY schemas schemas
 COPY config config

@@ -53,6 +53,7 @@ tools:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 stack-up: install
 	$(BIN)/crm-automation stack up

@@ -33,11 +33,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from automation_core.model import Action, ActionMode, PlanActivity
-from crm_automation import codec, db, kafka_clients, topics
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack
-from sinks import calendar_events as ev
-from sinks import calendar_process
+from runtime import codec, db, kafka_clients, topics
+from runtime.settings import Settings
+from sinks.calendar import events as ev
+from sinks.calendar import process as calendar_process
 from sinks.metrics import SinkMetrics
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

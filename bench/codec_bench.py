@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
-from crm_automation import codec
+from runtime import codec
 
 EVENT = StageChanged(
     event_id="evt-2026-11-26-000001",

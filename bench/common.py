@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack
+from runtime.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 CLI = str(Path(sys.executable).with_name("crm-automation"))

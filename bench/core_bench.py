@@ -22,7 +22,7 @@ from typing import Any
 from automation_core.evaluate import Decision, ItemState, evaluate
 from automation_core.model import StageChanged
 from automation_core.rules_file import validate_rules_data
-from crm_automation import codec, rules_topic
+from runtime import codec, rules_topic
 from streams.rules_registry import RulesRegistry
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -46,9 +46,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
 from automation_core.rules_file import validate_rules_data
-from crm_automation import codec, kafka_clients, rules_topic, topics
-from crm_automation.settings import Settings
 from crm_automation.stack.processes import free_port
+from runtime import codec, kafka_clients, rules_topic, topics
+from runtime.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (  # noqa: E402

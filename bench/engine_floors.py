@@ -29,9 +29,9 @@ from prometheus_client import CollectorRegistry
 from automation_core.evaluate import Decision, ItemState, evaluate
 from automation_core.model import StageChanged
 from automation_core.rules_file import ValidatedRules
-from crm_automation import codec, kafka_clients, rules_topic, topics
-from crm_automation.kafka_clients import Outgoing
-from crm_automation.settings import Settings
+from runtime import codec, kafka_clients, rules_topic, topics
+from runtime.kafka_clients import Outgoing
+from runtime.settings import Settings
 from streams.handler import StageChangeHandler
 from streams.metrics import EngineMetrics
 from streams.rules_registry import RulesRegistry

@@ -37,9 +37,9 @@ from pydantic import SecretStr
 
 from automation_core.model import Action, Company, Contact, EntityType, Item, StageChanged
 from automation_core.rules_file import validate_rules_file
-from crm_automation import codec, db, kafka_clients, rules_topic, topics
-from crm_automation.settings import Settings
 from crm_automation.stack.processes import free_port
+from runtime import codec, db, kafka_clients, rules_topic, topics
+from runtime.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (

@@ -35,15 +35,15 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
-from crm_automation import codec, db, kafka_clients, topics
-from crm_automation.clock import SystemClock
-from crm_automation.settings import Settings
-from processors import timer_store
-from processors.fire import FireLoop
-from processors.ingest import IngestLoop
-from processors.metrics import SchedulerMetrics
-from processors.publisher import KafkaPublisher
-from processors.timer_batch import TimerBatch
+from runtime import codec, db, kafka_clients, topics
+from runtime.clock import SystemClock
+from runtime.settings import Settings
+from scheduler import timer_store
+from scheduler.fire import FireLoop
+from scheduler.ingest import IngestLoop
+from scheduler.metrics import SchedulerMetrics
+from scheduler.publisher import KafkaPublisher
+from scheduler.timer_batch import TimerBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import stack_settings, write_result  # noqa: E402

@@ -10,7 +10,7 @@ and writes bench/results/sinks[-quick]-<UTC stamp>.json.
 Postgres: N mixed actions (copied deals, leads, activities, completions) and one
 execution record per action are produced to fresh `automation.actions` and
 `automation.executions` topics in one Kafka transaction, so the sink (the real code path,
-`sinks.postgres_process.run`, already in its group after a warm-up) sees all of them at
+`sinks.postgres.process.run`, already in its group after a warm-up) sees all of them at
 once. Its rate runs from the transaction's commit to the Postgres commit that stores the
 last offset. The ceiling, in the same run: the same rows (decoded for free) COPYed in
 binary, batch by batch, one transaction per batch, straight into the same tables of a
@@ -62,13 +62,13 @@ from automation_core.model import (
     Item,
     PlanActivity,
 )
-from crm_automation import codec, db, kafka_clients, topics
-from crm_automation.batch_consumer import poll_batch
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack
-from sinks import postgres_process
+from runtime import codec, db, kafka_clients, topics
+from runtime.consume import poll_batch
+from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
-from sinks.postgres_rows import (
+from sinks.postgres import process as postgres_process
+from sinks.postgres.rows import (
     ACTIVITY_COLUMNS,
     COMPLETION_COLUMNS,
     DEAL_COLUMNS,

@@ -23,8 +23,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from crm_automation import kafka_clients, topics
-from crm_automation.settings import Settings
+from runtime import kafka_clients, topics
+from runtime.settings import Settings
 from streams.app import group_id
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -33,9 +33,9 @@ from automation_core.evaluate import rule_index_from
 from automation_core.model import Action, Company, Contact, EntityType, Item, StageChanged
 from automation_core.rules_file import validate_rules_file
 from automation_core.simulate import simulate
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack
+from runtime import codec, kafka_clients, topics
+from runtime.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import CLI, write_result  # noqa: E402

@@ -10,7 +10,6 @@ import typer
 from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
-from crm_automation import kafka_clients, logging_setup
 from crm_automation.commands import (
     db,
     dlq,
@@ -25,6 +24,7 @@ from crm_automation.commands import (
     topics,
 )
 from crm_automation.commands._common import configured_settings
+from runtime import kafka_clients, logging_setup
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 import psycopg
 
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
-from processors.timer_report import list_timers
-from sinks.caldav_client import CalDAVClient, CalendarRef
+from scheduler.timer_report import list_timers
+from sinks.calendar.caldav_client import CalDAVClient, CalendarRef
 
 
 def _item(title: str, amount: str) -> Item:

@@ -10,9 +10,9 @@ import faust
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from crm_automation import kafka_clients, topics
-from crm_automation.process import Readiness
-from crm_automation.settings import Settings
+from runtime import kafka_clients, topics
+from runtime.health import Readiness
+from runtime.settings import Settings
 from streams.faust_compat import (
     RulesTable,
     as_current_event,

@@ -46,7 +46,7 @@ import faust
 from faust import streams as faust_streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from crm_automation.process import Readiness
+from runtime.health import Readiness
 
 logger = logging.getLogger(__name__)
 

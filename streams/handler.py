@@ -11,10 +11,10 @@ from prometheus_client import Counter
 from automation_core.errors import InvalidEvent
 from automation_core.evaluate import Decision, ItemState, evaluate
 from automation_core.model import StageChanged, TimerCommand
-from crm_automation import codec, topics
-from crm_automation.dlq import DeadLetter
-from crm_automation.kafka_clients import Outgoing
-from crm_automation.settings import Settings
+from runtime import codec, topics
+from runtime.dlq import DeadLetter
+from runtime.kafka_clients import Outgoing
+from runtime.settings import Settings
 from streams.metrics import EngineMetrics
 from streams.rules_registry import RulesRegistry
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from crm_automation import topics
-from crm_automation.clock import SystemClock
-from crm_automation.consumer_lag import Reading
-from crm_automation.process import Readiness
-from crm_automation.settings import Settings
-from crm_automation.watchdog import EXIT_STALLED, StallWatchdog
+from runtime import topics
+from runtime.clock import SystemClock
+from runtime.consumer_lag import Reading
+from runtime.health import Readiness
+from runtime.settings import Settings
+from runtime.watchdog import EXIT_STALLED, StallWatchdog
 from streams.faust_compat import partition_state
 from streams.metrics import BATCH_SECONDS
 

@@ -7,7 +7,7 @@ import logging
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from crm_automation.kafka_clients import Outgoing
+from runtime.kafka_clients import Outgoing
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import logging
 
 from automation_core.evaluate import RuleIndex, rule_index_from
 from automation_core.model import Pipeline, Rule
-from crm_automation import codec
-from crm_automation.rules_topic import PIPELINE_PREFIX
+from runtime import codec
+from runtime.rules_topic import PIPELINE_PREFIX
 
 logger = logging.getLogger(__name__)
 

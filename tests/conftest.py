@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack
+from runtime.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ import psycopg
 import typer
 from prometheus_client import CollectorRegistry
 
-from crm_automation import kafka_clients
-from crm_automation.consumer_lag import ConsumerLagMonitor
-from crm_automation.process import Probe, Readiness, consuming, run_until_stopped
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack
 from crm_automation.stack.processes import port_open
 from crm_automation.stack.stack import mask_password
+from runtime import kafka_clients
+from runtime.consumer_lag import ConsumerLagMonitor
+from runtime.health import Probe, Readiness, consuming, run_until_stopped
+from runtime.settings import Settings
 
 
 @cache

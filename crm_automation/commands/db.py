@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from crm_automation import db
 from crm_automation.commands._common import database_settings
+from runtime import db
 
 app = typer.Typer(no_args_is_help=True, help="Database schema.")
 

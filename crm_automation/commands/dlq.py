@@ -11,10 +11,10 @@ from typing import Any
 import typer
 from confluent_kafka import Producer
 
-from crm_automation import dlq, kafka_clients, topics
 from crm_automation.commands._common import kafka_settings
-from crm_automation.kafka_clients import ProducerRecord
-from crm_automation.settings import Settings
+from runtime import dlq, kafka_clients, topics
+from runtime.kafka_clients import ProducerRecord
+from runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: list them, replay them.")
 

@@ -8,10 +8,10 @@ import sys
 import faust
 from prometheus_client import CollectorRegistry
 
-from crm_automation import topics
 from crm_automation.commands._common import settings
-from crm_automation.consumer_lag import ConsumerLagMonitor
-from crm_automation.process import consuming, serve
+from runtime import topics
+from runtime.consumer_lag import ConsumerLagMonitor
+from runtime.health import consuming, serve
 from streams.app import build_engine, group_id
 from streams.faust_compat import IncompatibleFaust, check_versions
 from streams.liveness import stall_watchdog

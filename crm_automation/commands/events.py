@@ -24,11 +24,11 @@ from confluent_kafka import (
 
 from automation_core.errors import InvalidEvent
 from automation_core.event_json import parse_stage_changed
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.codec.json_view import avro_to_json
 from crm_automation.commands._common import kafka_settings
-from crm_automation.kafka_clients import DeliveryFailed, ProducerRecord
-from crm_automation.settings import Settings
+from runtime import codec, kafka_clients, topics
+from runtime.codec.json_view import avro_to_json
+from runtime.kafka_clients import DeliveryFailed, ProducerRecord
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from automation_core.rule_errors import RulesInvalid
 from automation_core.rule_spec import PlanActivitySpec, rule_from_spec
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
-from crm_automation import rules_topic
-from crm_automation.codec import records as codec_records
-from crm_automation.codec.json_view import avro_to_json
 from crm_automation.commands._common import kafka_settings
-from crm_automation.settings import Settings
-from processors import timer_report
+from runtime import rules_topic
+from runtime.codec import records as codec_records
+from runtime.codec.json_view import avro_to_json
+from runtime.settings import Settings
+from scheduler import timer_report
 
 app = typer.Typer(no_args_is_help=True, help="Validate, test and publish automation rules.")
 

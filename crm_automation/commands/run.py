@@ -15,15 +15,16 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
 
-from crm_automation import codec, db, demo, kafka_clients, rules_topic, topics
+from crm_automation import demo
 from crm_automation.commands._common import configured_settings
 from crm_automation.commands.rules import load_rules_or_exit
 from crm_automation.live_view import scrape, summary_line
-from crm_automation.processes import Supervisor, processors
-from crm_automation.settings import Settings
 from crm_automation.stack import Stack, StackError
 from crm_automation.stack.stack import mask_password
-from crm_automation.watchdog import EXIT_STALLED
+from crm_automation.supervisor import Supervisor, processors
+from runtime import codec, db, kafka_clients, rules_topic, topics
+from runtime.settings import Settings
+from runtime.watchdog import EXIT_STALLED
 
 console = Console(soft_wrap=True)
 # Shipped inside the package so a plain `pip install` finds it (config/ links to it).

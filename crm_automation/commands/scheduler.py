@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from crm_automation import topics
 from crm_automation.commands._common import run_consuming_process, settings
-from processors import scheduler as scheduler_process
-from processors.ingest import GROUP
-from processors.metrics import SchedulerMetrics
+from runtime import topics
+from scheduler import process as scheduler_process
+from scheduler.ingest import GROUP
+from scheduler.metrics import SchedulerMetrics
 
 
 def scheduler() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from crm_automation import topics
 from crm_automation.commands._common import run_consuming_process, settings
-from sinks import calendar_process, postgres_process
+from runtime import topics
+from sinks.calendar import process as calendar_process
 from sinks.metrics import SinkMetrics
+from sinks.postgres import process as postgres_process
 
 app = typer.Typer(no_args_is_help=True, help="Sinks consuming automation.actions.")
 

@@ -10,7 +10,7 @@ import psycopg
 import typer
 
 from crm_automation.commands._common import database_settings
-from processors import timer_report
+from scheduler import timer_report
 
 app = typer.Typer(no_args_is_help=True, help="Durable timers held by the scheduler.")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from confluent_kafka.admin import AdminClient
 
-from crm_automation import kafka_clients
 from crm_automation.commands._common import kafka_settings
-from crm_automation.topics import create_topics, topic_specs
+from runtime import kafka_clients
+from runtime.topics import create_topics, topic_specs
 
 app = typer.Typer(no_args_is_help=True, help="Contract topics.")
 

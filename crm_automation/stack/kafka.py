@@ -11,7 +11,6 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from crm_automation.settings import Settings
 from crm_automation.stack import kafka_jars
 from crm_automation.stack.processes import (
     PidFile,
@@ -24,6 +23,7 @@ from crm_automation.stack.processes import (
     spawn,
     terminate,
 )
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psycopg
 
-from crm_automation.settings import Settings
 from crm_automation.stack.processes import (
     PortBook,
     Progress,
@@ -24,6 +23,7 @@ from crm_automation.stack.processes import (
     port_open,
     process_alive,
 )
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

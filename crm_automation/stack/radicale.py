@@ -8,7 +8,6 @@ import sys
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from urllib.parse import urlsplit
 
-from crm_automation.settings import Settings
 from crm_automation.stack.processes import (
     PidFile,
     PortBook,
@@ -20,6 +19,7 @@ from crm_automation.stack.processes import (
     spawn,
     terminate,
 )
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

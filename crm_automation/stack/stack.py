@@ -11,11 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-from crm_automation.settings import Settings
 from crm_automation.stack.kafka import KafkaBroker, kafka_answers
 from crm_automation.stack.postgres import PostgresServer, postgres_answers
 from crm_automation.stack.processes import PortBook, Progress, StackError
 from crm_automation.stack.radicale import RadicaleServer, caldav_answers
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

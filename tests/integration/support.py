@@ -22,8 +22,8 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from crm_automation import db, kafka_clients, topics
-from crm_automation.settings import Settings
+from runtime import db, kafka_clients, topics
+from runtime.settings import Settings
 
 CLI = str(Path(sys.executable).with_name("crm-automation"))
 

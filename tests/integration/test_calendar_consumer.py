@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from crm_automation import kafka_clients, topics
-from crm_automation.settings import Settings
-from sinks.calendar_process import GROUP, _assign_unpaused
+from runtime import kafka_clients, topics
+from runtime.settings import Settings
+from sinks.calendar.process import GROUP, _assign_unpaused
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -34,15 +34,15 @@ from automation_core.model import (
     ExecutionStatus,
     PlanActivity,
 )
-from crm_automation import codec, db, kafka_clients, topics
-from crm_automation.clock import SystemClock
-from crm_automation.dlq import HEADER_REASON
-from crm_automation.settings import Settings
-from sinks import calendar_events as ev
-from sinks import calendar_process
-from sinks.caldav_client import CalDAVClient, CalendarRef, StoredEvent
-from sinks.calendar_store import PostgresEventLog
-from sinks.calendar_writer import ROOM_BUSY, BatchOutcome, CalendarWriter
+from runtime import codec, db, kafka_clients, topics
+from runtime.clock import SystemClock
+from runtime.dlq import HEADER_REASON
+from runtime.settings import Settings
+from sinks.calendar import events as ev
+from sinks.calendar import process as calendar_process
+from sinks.calendar.caldav_client import CalDAVClient, CalendarRef, StoredEvent
+from sinks.calendar.store import PostgresEventLog
+from sinks.calendar.writer import ROOM_BUSY, BatchOutcome, CalendarWriter
 from sinks.metrics import SinkMetrics
 from tests.helpers import wait_for
 

@@ -24,9 +24,9 @@ from automation_core.evaluate import rule_index_from
 from automation_core.event_json import parse_stage_changed, stage_changed_to_json
 from automation_core.rules_file import validate_rules_file
 from automation_core.simulate import simulate
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.settings import Settings
 from crm_automation.stack.postgres import postgres_bin
+from runtime import codec, kafka_clients, topics
+from runtime.settings import Settings
 from tests.fixtures.doc_examples import ROOT, Block, blocks, console_steps, files_of
 from tests.helpers import wait_for
 from tests.integration.support import CLI, cli_env, start_cli, stop_process

@@ -18,9 +18,9 @@ from automation_core.evaluate import rule_index_from
 from automation_core.model import Action, StageChanged
 from automation_core.rules_file import validate_rules_file
 from automation_core.simulate import simulate
-from crm_automation import codec, topics
-from crm_automation.settings import Settings
-from crm_automation.watchdog import EXIT_STALLED
+from runtime import codec, topics
+from runtime.settings import Settings
+from runtime.watchdog import EXIT_STALLED
 from streams.app import group_id
 from tests.helpers import wait_for
 from tests.integration.support import (

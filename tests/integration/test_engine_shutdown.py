@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from automation_core.model import Execution
-from crm_automation import codec, topics
-from crm_automation.settings import Settings
+from runtime import codec, topics
+from runtime.settings import Settings
 from streams.app import group_id
 from tests.helpers import wait_for
 from tests.integration.support import TopicReader, run_cli, start_cli, stop_process

@@ -15,9 +15,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from automation_core.event_json import parse_stage_changed
-from crm_automation import kafka_clients, topics
-from crm_automation.dlq import DeadLetter
-from crm_automation.settings import Settings
+from runtime import kafka_clients, topics
+from runtime.dlq import DeadLetter
+from runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from crm_automation import db
-from crm_automation.settings import Settings
 from crm_automation.stack.kafka import KafkaBroker
 from crm_automation.stack.processes import PortBook, free_port
+from runtime import db
+from runtime.settings import Settings
 from tests.helpers import wait_for
 from tests.integration.support import CLI, cli_env, inherited_fds, reserve_port, stop_process
 

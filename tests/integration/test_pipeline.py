@@ -16,9 +16,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from automation_core.model import Action
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
-from crm_automation.settings import Settings
+from runtime import codec, kafka_clients, topics
+from runtime.dlq import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
+from runtime.settings import Settings
 from streams.app import APP_ID
 from tests.helpers import wait_for
 from tests.integration.support import (

@@ -29,12 +29,13 @@ from automation_core.model import (
     Item,
     PlanActivity,
 )
-from crm_automation import codec, kafka_clients, offsets, topics
-from crm_automation.dlq import HEADER_REASON
-from crm_automation.settings import Settings
-from sinks import postgres, postgres_process
+from runtime import codec, kafka_clients, offsets, topics
+from runtime.dlq import HEADER_REASON
+from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
-from sinks.postgres_rows import Rows
+from sinks.postgres import process as postgres_process
+from sinks.postgres import store as postgres
+from sinks.postgres.rows import Rows
 from tests.helpers import wait_for
 from tests.integration.support import TopicReader
 

@@ -17,9 +17,9 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from crm_automation import kafka_clients, topics
 from crm_automation.commands.run import EXAMPLE_RULES
-from crm_automation.settings import Settings
+from runtime import kafka_clients, topics
+from runtime.settings import Settings
 from tests.helpers import wait_for
 from tests.integration.support import run_cli, start_cli, stop_process
 

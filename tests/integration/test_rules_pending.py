@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from automation_core.model import Execution, ExecutionStatus
-from crm_automation import codec, topics
-from crm_automation.settings import Settings
+from runtime import codec, topics
+from runtime.settings import Settings
 from tests.helpers import wait_for
 from tests.integration.support import run_cli, start_cli, stop_process
 from tests.reliability.harness import read_topic

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from automation_core.event_json import format_timestamp
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 from tests.helpers import wait_for
 from tests.integration.support import run_cli, start_cli, stop_process
 from tests.unit.test_docs_examples import files_of

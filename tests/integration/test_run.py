@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 from tests.integration.support import CLI, cli_env, inherited_fds
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from automation_core.model import Action
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.settings import Settings
-from sinks import postgres_process
+from runtime import codec, kafka_clients, topics
+from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
+from sinks.postgres import process as postgres_process
 from tests.helpers import wait_for
 from tests.integration.support import (
     TopicReader,

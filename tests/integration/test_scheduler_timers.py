@@ -23,13 +23,13 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
-from crm_automation import codec, db
-from crm_automation.clock import FakeClock, SystemClock
-from processors.fire import FireLoop
-from processors.ingest import IngestLoop
-from processors.metrics import SchedulerMetrics
-from processors.publisher import Outgoing
-from processors.timer_batch import TimerBatch
+from runtime import codec, db
+from runtime.clock import FakeClock, SystemClock
+from scheduler.fire import FireLoop
+from scheduler.ingest import IngestLoop
+from scheduler.metrics import SchedulerMetrics
+from scheduler.publisher import Outgoing
+from scheduler.timer_batch import TimerBatch
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from crm_automation.settings import Settings
 from crm_automation.stack import postgres
 from crm_automation.stack.kafka import admin_client
 from crm_automation.stack.processes import PortBook, process_alive
+from runtime.settings import Settings
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 from tests.integration.support import run_cli
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 from tests.integration.support import settings
 from tests.reliability.harness import HEADER, ROWS, Pipeline, running_pipeline
 

@@ -42,9 +42,9 @@ from automation_core.model import (
 )
 from automation_core.rules_file import validate_rules_file
 from automation_core.simulate import simulate
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.settings import Settings
-from sinks.caldav_client import CalDAVClient, CalendarRef
+from runtime import codec, kafka_clients, topics
+from runtime.settings import Settings
+from sinks.calendar.caldav_client import CalDAVClient, CalendarRef
 from tests.integration.support import reserve_port, run_cli, start_cli
 
 RULES = """

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from automation_core.model import Action, Contact, Execution, ExecutionStatus, StageChanged
-from crm_automation import codec
-from crm_automation.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON
+from runtime import codec
+from runtime.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON
 from tests.reliability.harness import Load, Pipeline, expected_actions, sleep_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]

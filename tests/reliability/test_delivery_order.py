@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from automation_core.model import StageChanged
-from crm_automation import codec, topics
+from runtime import codec, topics
 from tests.reliability.harness import Fault, Load, Pipeline, read_topic, sleep_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from crm_automation import kafka_clients, topics
-from crm_automation.settings import Settings
+from runtime import kafka_clients, topics
+from runtime.settings import Settings
 from tests.reliability.harness import (
     Fault,
     Load,

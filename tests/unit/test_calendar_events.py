@@ -9,7 +9,7 @@ import pytest
 from icalendar import Calendar
 
 from automation_core.model import Action, ActionMode, Client, PlanActivity
-from sinks import calendar_events as ev
+from sinks.calendar import events as ev
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 BERLIN_WINTER = timezone(timedelta(hours=1))

@@ -33,8 +33,8 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
-from crm_automation import codec
-from crm_automation.codec import InvalidMessage
+from runtime import codec
+from runtime.codec import InvalidMessage
 
 # -- strategies ----------------------------------------------------------------------
 

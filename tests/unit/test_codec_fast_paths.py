@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 
 from automation_core.model import Action, TimerCommand
-from crm_automation import codec
-from crm_automation.codec import records
-from processors.timer_batch import schedule_of
+from runtime import codec
+from runtime.codec import records
+from scheduler.timer_batch import schedule_of
 from tests.unit.test_codec import actions, timer_commands
 from tests.unit.test_scheduler_batch import a_schedule
 

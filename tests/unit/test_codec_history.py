@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from automation_core.model import Action, CreateLead, PlanActivity, TimerCommand
-from crm_automation import codec
-from crm_automation.codec import records
-from crm_automation.codec.framing import (
+from runtime import codec
+from runtime.codec import records
+from runtime.codec.framing import (
     MAGIC,
     WriterSchema,
     history_path,

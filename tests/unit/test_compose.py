@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from crm_automation.cli import app
-from crm_automation.settings import ENV_PREFIX, Settings
+from runtime.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

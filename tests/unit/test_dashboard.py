@@ -14,8 +14,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from crm_automation.consumer_lag import committed_gauge, lag_gauge
-from processors.metrics import SchedulerMetrics
+from runtime.consumer_lag import committed_gauge, lag_gauge
+from scheduler.metrics import SchedulerMetrics
 from sinks.metrics import SinkMetrics
 from streams.metrics import EngineMetrics
 

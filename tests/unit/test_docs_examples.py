@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from automation_core.event_json import parse_stage_changed
 from automation_core.rule_errors import RulesInvalid
 from automation_core.rules_file import validate_rules_file
-from crm_automation import codec
 from crm_automation.cli import app
+from runtime import codec
 from tests.fixtures.doc_examples import (
     DOCUMENTS,
     LANGUAGES,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from crm_automation.kafka_clients import Outgoing
+from runtime.kafka_clients import Outgoing
 from streams.outbox import ConfirmingProducer
 
 Callback = Callable[[KafkaError | None, Any], None]

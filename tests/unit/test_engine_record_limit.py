@@ -7,9 +7,9 @@ import dataclasses
 from prometheus_client import CollectorRegistry
 
 from automation_core.rules_file import validate_rules_file
-from crm_automation import codec
-from crm_automation.dlq import HEADER_REASON
-from crm_automation.settings import Settings
+from runtime import codec
+from runtime.dlq import HEADER_REASON
+from runtime.settings import Settings
 from streams.handler import MAX_RECORD_BYTES, Source, StageChangeHandler
 from streams.metrics import EngineMetrics
 from streams.rules_registry import RulesRegistry

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from automation_core.errors import InvalidEvent
 from automation_core.event_json import parse_stage_changed, stage_changed_to_json
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
-from crm_automation import codec
+from runtime import codec
 from tests.unit.test_codec import timestamps
 
 # What the contract admits (narrower than what the codec can carry): no control

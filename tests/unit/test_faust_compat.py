@@ -25,7 +25,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from crm_automation.process import Readiness
+from runtime.health import Readiness
 from streams import faust_compat
 from streams.faust_compat import (
     IncompatibleFaust,

@@ -12,9 +12,9 @@ import faust
 import pytest
 from confluent_kafka import Producer
 
-from crm_automation import kafka_clients
-from crm_automation.kafka_clients import DeliveryFailed, KafkaNotConfigured, ProducerRecord
-from crm_automation.settings import Settings
+from runtime import kafka_clients
+from runtime.kafka_clients import DeliveryFailed, KafkaNotConfigured, ProducerRecord
+from runtime.settings import Settings
 
 
 def _closed_port() -> int:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from crm_automation.consumer_lag import partition_lag
-from crm_automation.logging_setup import JsonFormatter
-from crm_automation.process import Readiness, consuming, serve
-from crm_automation.settings import Settings
+from runtime.consumer_lag import partition_lag
+from runtime.health import Readiness, consuming, serve
+from runtime.logging_setup import JsonFormatter
+from runtime.settings import Settings
 
 
 def _handed_over_port() -> tuple[int, Settings]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "config" / "prometheus"

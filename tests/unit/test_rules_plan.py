@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from crm_automation import rules_topic
+from runtime import rules_topic
 from tests.unit.rule_builders import validated
 
 RULES = """

@@ -14,9 +14,9 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
-from crm_automation import codec
-from crm_automation.dlq import HEADER_OFFSET, HEADER_REASON
-from processors.timer_batch import TimerBatch, schedule_of
+from runtime import codec
+from runtime.dlq import HEADER_OFFSET, HEADER_REASON
+from scheduler.timer_batch import TimerBatch, schedule_of
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 DUE = T0 + timedelta(days=180)

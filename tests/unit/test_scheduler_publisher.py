@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from crm_automation.kafka_clients import DeliveryFailed
-from processors.publisher import KafkaPublisher, Outgoing
+from runtime.kafka_clients import DeliveryFailed
+from scheduler.publisher import KafkaPublisher, Outgoing
 
 Callback = Callable[[KafkaError | None, Any], None]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_automation.settings import ENV_PREFIX, Settings
+from runtime.settings import ENV_PREFIX, Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 _ROW = re.compile(r"^\| `(CRM_AUTOMATION_[A-Z0-9_]+)` \| ([^|]+) \| ([^|]+) \|$")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crm_automation.clock import FakeClock
-from crm_automation.watchdog import StallWatchdog
+from runtime.clock import FakeClock
+from runtime.watchdog import StallWatchdog
 
 
 class Engine:

@@ -24,7 +24,7 @@ class Migration:
 def migrations() -> list[Migration]:
     """The migrations shipped with the package, in version order (`NNNN_name.sql`)."""
     found = []
-    for entry in resources.files("crm_automation.migrations").iterdir():
+    for entry in resources.files("runtime.migrations").iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
             found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))

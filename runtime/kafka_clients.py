@@ -21,7 +21,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

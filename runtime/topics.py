@@ -10,8 +10,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import admin as kafka_admin
 from confluent_kafka.admin import AdminClient
 
-from crm_automation import kafka_clients
-from crm_automation.settings import Settings
+from runtime import kafka_clients
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import threading
 import psycopg
 from confluent_kafka import KafkaException
 
-from crm_automation.kafka_clients import DeliveryFailed
+from runtime.kafka_clients import DeliveryFailed
 
 # An outage (database down, connection lost, deadlock or serialization failure, broker
 # unreachable): the batch's transaction rolled back, so retrying it is safe.

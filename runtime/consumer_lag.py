@@ -16,9 +16,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
 
-from crm_automation import kafka_clients
-from crm_automation.process import Readiness
-from crm_automation.settings import Settings
+from runtime import kafka_clients
+from runtime.health import Readiness
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from automation_core.model import (
     TimerCommandKind,
 )
 from automation_core.rule_spec import canonical_json
-from crm_automation.codec.framing import NAMESPACE
+from runtime.codec.framing import NAMESPACE
 
 AvroDict = dict[str, Any]
 

@@ -16,16 +16,16 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from automation_core.model import Action, ActionMode, PlanActivity
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.batch_consumer import poll_batch
-from crm_automation.clock import Clock, SystemClock
-from crm_automation.dlq import DeadLetter, dead_letter_of, position
-from crm_automation.process import Readiness
-from crm_automation.settings import Settings
-from sinks.caldav_client import CalDAVClient, CalDAVUnavailable
-from sinks.calendar_events import Addressing
-from sinks.calendar_store import PostgresEventLog, StoreUnavailable
-from sinks.calendar_writer import BatchOutcome, CalendarWriter
+from runtime import codec, kafka_clients, topics
+from runtime.clock import Clock, SystemClock
+from runtime.consume import poll_batch
+from runtime.dlq import DeadLetter, dead_letter_of, position
+from runtime.health import Readiness
+from runtime.settings import Settings
+from sinks.calendar.caldav_client import CalDAVClient, CalDAVUnavailable
+from sinks.calendar.events import Addressing
+from sinks.calendar.store import PostgresEventLog, StoreUnavailable
+from sinks.calendar.writer import BatchOutcome, CalendarWriter
 from sinks.metrics import SinkMetrics
 
 logger = logging.getLogger(__name__)

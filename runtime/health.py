@@ -22,7 +22,7 @@ from types import FrameType
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

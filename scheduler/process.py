@@ -11,15 +11,15 @@ from functools import partial
 import psycopg
 from confluent_kafka import Producer
 
-from crm_automation import kafka_clients, topics
-from crm_automation.batch_consumer import BatchConsumer
-from crm_automation.clock import Clock, SystemClock
-from crm_automation.process import Readiness
-from crm_automation.settings import Settings
-from processors.fire import FireLoop
-from processors.ingest import GROUP, IngestLoop
-from processors.metrics import SchedulerMetrics
-from processors.publisher import KafkaPublisher
+from runtime import kafka_clients, topics
+from runtime.clock import Clock, SystemClock
+from runtime.consume import BatchConsumer
+from runtime.health import Readiness
+from runtime.settings import Settings
+from scheduler.fire import FireLoop
+from scheduler.ingest import GROUP, IngestLoop
+from scheduler.metrics import SchedulerMetrics
+from scheduler.publisher import KafkaPublisher
 
 logger = logging.getLogger(__name__)
 

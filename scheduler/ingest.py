@@ -11,15 +11,15 @@ from datetime import datetime
 import psycopg
 
 from automation_core.model import Execution, ExecutionStatus
-from crm_automation import codec, offsets
-from crm_automation.batch_consumer import BatchConsumer
-from crm_automation.clock import Clock
-from crm_automation.dlq import DeadLetter
-from processors import timer_store
-from processors.metrics import SchedulerMetrics
-from processors.publisher import Outgoing, Publisher
-from processors.retry import RETRYABLE, Backoff
-from processors.timer_batch import ConsumedMessage, TimerBatch
+from runtime import codec, offsets
+from runtime.clock import Clock
+from runtime.consume import BatchConsumer
+from runtime.dlq import DeadLetter
+from runtime.retry import RETRYABLE, Backoff
+from scheduler import timer_store
+from scheduler.metrics import SchedulerMetrics
+from scheduler.publisher import Outgoing, Publisher
+from scheduler.timer_batch import ConsumedMessage, TimerBatch
 
 logger = logging.getLogger(__name__)
 

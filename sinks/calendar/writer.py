@@ -25,16 +25,16 @@ from automation_core.model import (
     ExecutionStatus,
     PlanActivity,
 )
-from crm_automation.clock import Clock
-from sinks import calendar_events as ev
-from sinks.caldav_client import (
+from runtime.clock import Clock
+from sinks.calendar import events as ev
+from sinks.calendar.caldav_client import (
     ROOM_COLLECTION,
     CalDAVClient,
     CalDAVRejected,
     CalDAVUnavailable,
     CalendarRef,
 )
-from sinks.calendar_store import CompletionRecord, Entry, EventLog, EventRecord
+from sinks.calendar.store import CompletionRecord, Entry, EventLog, EventRecord
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from confluent_kafka import Producer
 from automation_core.evaluate import cancel_rule
 from automation_core.model import Pipeline, Rule
 from automation_core.rules_file import ValidatedRules
-from crm_automation import codec, kafka_clients, topics
-from crm_automation.kafka_clients import ProducerRecord
-from crm_automation.settings import Settings
+from runtime import codec, kafka_clients, topics
+from runtime.kafka_clients import ProducerRecord
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

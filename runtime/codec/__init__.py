@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from fastavro.schema import to_parsing_canonical_form
 
-from crm_automation.codec.framing import (
+from runtime.codec.framing import (
     HEADER_LENGTH,
     MAGIC,
     InvalidMessage,
@@ -24,7 +24,7 @@ from crm_automation.codec.framing import (
     load_older_writers,
     load_writer_schemas,
 )
-from crm_automation.codec.records import FROM_AVRO, TO_AVRO, TopLevel
+from runtime.codec.records import FROM_AVRO, TO_AVRO, TopLevel
 
 __all__ = [
     "FINGERPRINTS",

@@ -18,7 +18,7 @@ from automation_core.model import (
     Execution,
     PlanActivity,
 )
-from crm_automation import codec
+from runtime import codec
 
 Row = tuple[Any, ...]
 

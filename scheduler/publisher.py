@@ -7,7 +7,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from crm_automation.kafka_clients import DeliveryFailed, Outgoing
+from runtime.kafka_clients import DeliveryFailed, Outgoing
 
 __all__ = ["KafkaPublisher", "Outgoing", "Publisher"]
 

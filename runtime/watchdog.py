@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from crm_automation.clock import Clock
+from runtime.clock import Clock
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_automation.settings import Settings
+from runtime.settings import Settings
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 

@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 import psycopg
 
 from automation_core.model import Execution, ExecutionStatus
-from crm_automation import codec
-from crm_automation.clock import Clock
-from processors import timer_store
-from processors.metrics import SchedulerMetrics
-from processors.publisher import Outgoing, Publisher
-from processors.retry import RETRYABLE, Backoff
+from runtime import codec
+from runtime.clock import Clock
+from runtime.retry import RETRYABLE, Backoff
+from scheduler import timer_store
+from scheduler.metrics import SchedulerMetrics
+from scheduler.publisher import Outgoing, Publisher
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ import psycopg
 from confluent_kafka import KafkaException, Message, Producer
 
 from automation_core.model import Action, Execution
-from crm_automation import codec, kafka_clients, offsets, topics
-from crm_automation.batch_consumer import BatchConsumer
-from crm_automation.dlq import DeadLetter, dead_letter_of, position
-from crm_automation.kafka_clients import ProducerRecord
-from crm_automation.process import Readiness
-from crm_automation.settings import Settings
-from sinks import postgres
+from runtime import codec, kafka_clients, offsets, topics
+from runtime.consume import BatchConsumer
+from runtime.dlq import DeadLetter, dead_letter_of, position
+from runtime.health import Readiness
+from runtime.kafka_clients import ProducerRecord
+from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
-from sinks.postgres_rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, Rows
+from sinks.postgres import store as postgres
+from sinks.postgres.rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, Rows
 
 logger = logging.getLogger(__name__)
 

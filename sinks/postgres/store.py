@@ -17,9 +17,9 @@ import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
 
-from crm_automation import kafka_clients
-from crm_automation.offsets import TopicPartition, store_offsets
-from sinks.postgres_rows import (
+from runtime import kafka_clients
+from runtime.offsets import TopicPartition, store_offsets
+from sinks.postgres.rows import (
     ACTIVITY_COLUMNS,
     COMPLETION_COLUMNS,
     DEAL_COLUMNS,

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from automation_core.model import TimerCommand, TimerCommandKind
-from crm_automation import codec
-from crm_automation.dlq import DeadLetter
-from processors.timer_store import RuleCancel, Schedule, StageEntryCancel
+from runtime import codec
+from runtime.dlq import DeadLetter
+from scheduler.timer_store import RuleCancel, Schedule, StageEntryCancel
 
 
 class ConsumedMessage(Protocol):
