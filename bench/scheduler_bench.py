@@ -40,7 +40,7 @@ from runtime.clock import SystemClock
 from runtime.settings import Settings
 from scheduler import timer_store
 from scheduler.fire import FireLoop
-from scheduler.ingest import IngestLoop
+from scheduler.ingest import Ingest
 from scheduler.metrics import SchedulerMetrics
 from scheduler.publisher import KafkaPublisher
 from scheduler.timer_batch import TimerBatch
@@ -129,7 +129,7 @@ def rss_mb() -> float:
 
 
 def ingest_rate(
-    ingest: IngestLoop,
+    ingest: Ingest,
     count: int,
     size: int,
     tag: str,
@@ -276,13 +276,12 @@ def run(
         executions_topic=f"{prefix}{topics.EXECUTIONS}",
         batch_size=1000,
     )
-    ingest = IngestLoop(
+    ingest = Ingest(
         connect,
         publisher,
         clock,
         metrics,
         executions_topic=f"{prefix}{topics.EXECUTIONS}",
-        dlq_topic=f"{prefix}{topics.DLQ}",
         on_due=fire.notify_due,
     )
     out: dict[str, Any] = {

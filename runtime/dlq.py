@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from confluent_kafka import Message
+from typing import Protocol
 
 # The header names operators know from Kafka Connect's DLQ.
 HEADER_TOPIC = "__connect.errors.topic"
@@ -41,7 +40,17 @@ class DeadLetter:
         ]
 
 
-def position(message: Message) -> tuple[str, int, int]:
+class ConsumedMessage(Protocol):
+    """The part of a confluent-kafka `Message` the consume loop reads."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> str | bytes | None: ...
+    def value(self) -> str | bytes | None: ...
+
+
+def position(message: ConsumedMessage) -> tuple[str, int, int]:
     """Topic, partition, offset of a consumed (non-error) message: never None there."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     if topic is None or partition is None or offset is None:
@@ -49,7 +58,9 @@ def position(message: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
-def dead_letter_of(message: Message, error_class: str, reason: str, text: str) -> DeadLetter:
+def dead_letter_of(
+    message: ConsumedMessage, error_class: str, reason: str, text: str
+) -> DeadLetter:
     """The dead letter for a consumed message that can never be processed."""
     topic, partition, offset = position(message)
     key, value = message.key(), message.value()

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -42,15 +42,9 @@ class DeliveryFailed(Exception):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A record to produce to a named topic (engine and scheduler outputs)."""
+    """A record to produce: the one record type of every producer here."""
 
     topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] | None = None
-
-
-class ProducerRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, str | bytes | None]] | None = None
@@ -220,11 +214,11 @@ def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:
 
 
 def produce_and_confirm(
-    producer: Producer, topic: str, records: Iterable[ProducerRecord], timeout: float = 30.0
+    producer: Producer, records: Iterable[Outgoing], timeout: float = 30.0
 ) -> int:
-    """Produce `records` to `topic`, wait for all of them, raise if any was not delivered.
-
-    Returns the number of messages acknowledged.
+    """Produce `records`, wait for all of them, raise `DeliveryFailed` if any was not
+    delivered (also for records of earlier calls still queued). Returns the number of
+    records acknowledged. Records may come from a generator: they are produced as read.
     """
     failures: list[KafkaError] = []
 
@@ -238,7 +232,7 @@ def produce_and_confirm(
             while True:
                 try:
                     producer.produce(
-                        topic,
+                        record.topic,
                         key=record.key,
                         value=record.value,
                         headers=record.headers,
@@ -248,7 +242,6 @@ def produce_and_confirm(
                 except BufferError:  # local queue full: serve callbacks, then try again
                     producer.poll(0.1)
             count += 1
-            producer.poll(0)
         remaining = _flush(producer, timeout)
     except KafkaAuthenticationFailed:
         # Nothing can be delivered: drop the queue, or closing the producer waits for it.
@@ -257,10 +250,9 @@ def produce_and_confirm(
     if failures or remaining:
         first = f"; first error: {failures[0]}" if failures else ""
         raise DeliveryFailed(
-            f"{len(failures)} of {count} messages failed and {remaining} unconfirmed "
-            f"topic={topic}{first}"
+            f"{len(failures)} of {count} records failed and {remaining} unconfirmed{first}"
         )
-    logger.debug("confirmed messages=%d topic=%s", count, topic)
+    logger.debug("confirmed records=%d", count)
     return count
 
 

@@ -1,8 +1,10 @@
-"""Which failures a scheduler loop retries, and the capped backoff between attempts."""
+"""Retries of transient failures: capped exponential backoff with jitter, cut short by a stop."""
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Callable
 
 import psycopg
 from confluent_kafka import KafkaException
@@ -13,22 +15,53 @@ from runtime.kafka_clients import DeliveryFailed
 # unreachable): the batch's transaction rolled back, so retrying it is safe.
 RETRYABLE: tuple[type[Exception], ...] = (psycopg.OperationalError, DeliveryFailed, KafkaException)
 
-_FIRST = 0.2
-_MAX = 30.0
+FIRST = 0.2
+CAP = 30.0
 
 
 class Backoff:
-    """Doubling waits from 0.2 s up to 30 s, cut short by `stop`; reset after a success."""
+    """Waits that double from `first` up to `cap`, each drawn between half and all of
+    its step (jitter: processes retrying one outage do not return in step); `wait` ends
+    early when `stop` is set; `reset` after a success."""
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event, first: float = FIRST, cap: float = CAP) -> None:
         self._stop = stop
-        self.delay = _FIRST
+        self._first = first
+        self._cap = cap
+        self._step = first
+        self.delay = self._draw()
+        """The next wait in seconds, jitter included (for the log line before `wait`)."""
 
     def wait(self) -> bool:
-        """Wait the current delay and double it; False if `stop` was set meanwhile."""
+        """Wait `delay`, then double the step; False if `stop` was set meanwhile."""
         stopped = self._stop.wait(self.delay)
-        self.delay = min(self.delay * 2, _MAX)
+        self._step = min(self._step * 2, self._cap)
+        self.delay = self._draw()
         return not stopped
 
     def reset(self) -> None:
-        self.delay = _FIRST
+        self._step = self._first
+        self.delay = self._draw()
+
+    def _draw(self) -> float:
+        return random.uniform(self._step / 2, self._step)  # noqa: S311 - jitter, not secrets
+
+
+def retry(
+    attempt: Callable[[], None],
+    retryable: tuple[type[BaseException], ...],
+    stop: threading.Event,
+    on_failure: Callable[[BaseException, float], None],
+) -> bool:
+    """Run `attempt` until it returns; each `retryable` failure is reported to
+    `on_failure(error, next_delay)` and waited out with backoff. False if `stop` was set
+    first (the attempt is then left undone); any other error propagates."""
+    backoff = Backoff(stop)
+    while True:
+        try:
+            attempt()
+            return True
+        except retryable as exc:
+            on_failure(exc, backoff.delay)
+            if not backoff.wait():
+                return False

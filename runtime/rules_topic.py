@@ -13,7 +13,7 @@ from automation_core.evaluate import cancel_rule
 from automation_core.model import Pipeline, Rule
 from automation_core.rules_file import ValidatedRules
 from runtime import codec, kafka_clients, topics
-from runtime.kafka_clients import ProducerRecord
+from runtime.kafka_clients import Outgoing
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -116,21 +116,22 @@ def execute(settings: Settings, plan: Plan, now: datetime, cancel_changed: bool 
     versions (the new version's timers are not touched)."""
     producer = Producer(kafka_clients.producer_config(settings))
     ordered = sorted(plan.upserts, key=lambda r: 0 if isinstance(r, Pipeline) else 1)
-    records = [ProducerRecord(key_of(r).encode(), codec.encode(r)) for r in ordered]
-    records += [ProducerRecord(key.encode(), None) for key in plan.deletes]
+    rules, timers = settings.topic(topics.RULES), settings.topic(topics.TIMERS)
+    records = [Outgoing(rules, key_of(r).encode(), codec.encode(r)) for r in ordered]
+    records += [Outgoing(rules, key.encode(), None) for key in plan.deletes]
     if records:
-        kafka_clients.produce_and_confirm(producer, settings.topic(topics.RULES), records)
+        kafka_clients.produce_and_confirm(producer, records)
     cancels = [
-        ProducerRecord(rule_id.encode(), codec.encode(cancel_rule(rule_id, now)))
+        Outgoing(timers, rule_id.encode(), codec.encode(cancel_rule(rule_id, now)))
         for rule_id in plan.cancelled_rules
     ]
     if cancel_changed:
         cancels += [
-            ProducerRecord(rule_id.encode(), codec.encode(cancel_rule(rule_id, now, old)))
+            Outgoing(timers, rule_id.encode(), codec.encode(cancel_rule(rule_id, now, old)))
             for rule_id, old, _new in plan.changed
         ]
     if cancels:
-        kafka_clients.produce_and_confirm(producer, settings.topic(topics.TIMERS), cancels)
+        kafka_clients.produce_and_confirm(producer, cancels)
     logger.info(
         "rules published upserts=%s deletes=%s cancelled_rules=%s",
         len(plan.upserts),

@@ -1,9 +1,8 @@
-"""The ingest loop: timer commands from Kafka into Postgres, one transaction per batch."""
+"""Ingest: timer commands from Kafka into Postgres, one transaction per batch."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -13,26 +12,28 @@ import psycopg
 from automation_core.model import Execution, ExecutionStatus
 from runtime import codec, offsets
 from runtime.clock import Clock
-from runtime.consume import BatchConsumer
-from runtime.dlq import DeadLetter
-from runtime.retry import RETRYABLE, Backoff
-from scheduler import timer_store
+from runtime.consume import Batch, DeadLetters
+from runtime.retry import RETRYABLE
+from scheduler import timer_batch, timer_store
 from scheduler.metrics import SchedulerMetrics
 from scheduler.publisher import Outgoing, Publisher
-from scheduler.timer_batch import ConsumedMessage, TimerBatch
+from scheduler.timer_batch import TimerBatch, TimerEntry
 
 logger = logging.getLogger(__name__)
 
 GROUP = "crm-automation-scheduler"
 
 
-class IngestLoop:
-    """Stores schedules, applies cancels and stores the offsets in one transaction.
+class Ingest:
+    """The scheduler's step on the consume loop: stores schedules, applies cancels and
+    stores the offsets in one transaction.
 
     Exactly-once without Kafka transactions: the consumer seeks to the offsets stored
     with the timers, and a replayed schedule inserts nothing (its id is the action id).
-    Dead letters and `cancelled` executions are confirmed before the commit.
+    `cancelled` executions are confirmed before the commit.
     """
+
+    retryable = RETRYABLE
 
     def __init__(
         self,
@@ -42,7 +43,6 @@ class IngestLoop:
         metrics: SchedulerMetrics,
         *,
         executions_topic: str,
-        dlq_topic: str,
         on_due: Callable[[datetime | None], None] = lambda _due: None,
         group: str = GROUP,
     ) -> None:
@@ -53,48 +53,18 @@ class IngestLoop:
         self._clock = clock
         self._metrics = metrics
         self._executions_topic = executions_topic
-        self._dlq_topic = dlq_topic
         self._on_due = on_due
 
     def stored_offsets(self) -> dict[tuple[str, int], int]:
-        # Called from the consumer's assignment callback, on the ingest thread.
         return offsets.stored_offsets(self._conn, self._group)
 
-    def run(self, consumer: BatchConsumer, stop: threading.Event, batch_size: int) -> None:
-        """Consume until `stop` is set; the batch in hand is finished and committed first."""
-        while not stop.is_set():
-            messages = consumer.poll_batch(batch_size, timeout=0.2)
-            if messages:
-                batch = self.apply_with_retry(messages, stop)
-                consumer.commit_for_lag(batch.next_offsets)
+    def decode(self, value: bytes) -> TimerEntry:
+        return timer_batch.decode(value)
 
-    def apply_with_retry(
-        self, messages: Sequence[ConsumedMessage], stop: threading.Event
-    ) -> TimerBatch:
-        """Apply a batch, retrying an outage with capped backoff until it is committed."""
-        batch = TimerBatch.of(messages)
-        backoff = Backoff(stop)
-        dead_sent = not batch.dead
-        while True:
-            try:
-                if not dead_sent:
-                    self._send_dead_letters(batch.dead)
-                    dead_sent = True
-                if self._conn.broken or self._conn.closed:
-                    self._conn = self._connect()
-                self.write(batch)
-                return batch
-            except RETRYABLE as exc:
-                self._metrics.retries.labels("ingest").inc()
-                logger.warning("ingest batch failed, retrying in %.1fs: %s", backoff.delay, exc)
-                if not backoff.wait():
-                    raise
-
-    def apply(self, batch: TimerBatch) -> timer_store.IngestResult:
-        """Dead letters confirmed, then the batch written (no retry: for tests and tools)."""
-        if batch.dead:
-            self._send_dead_letters(batch.dead)
-        return self.write(batch)
+    def process(self, batch: Batch[TimerEntry], _dead_letters: DeadLetters) -> None:
+        if self._conn.broken or self._conn.closed:
+            self._conn = self._connect()
+        self.write(TimerBatch.sorted(batch))
 
     def write(self, batch: TimerBatch) -> timer_store.IngestResult:
         """One transaction: schedules, cancels, their executions confirmed, offsets."""
@@ -145,21 +115,6 @@ class IngestLoop:
             )
             for ref in cancelled
         ]
-
-    def _send_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
-        """Confirmed before the offsets that skip them are stored."""
-        self._publisher.publish(
-            [Outgoing(self._dlq_topic, d.key, d.value, list(d.headers())) for d in dead]
-        )
-        for letter in dead:
-            self._metrics.dlq.labels("scheduler", letter.reason).inc()
-            logger.warning(
-                "dead letter topic=%s partition=%s offset=%s reason=%s",
-                letter.source_topic,
-                letter.source_partition,
-                letter.source_offset,
-                letter.reason,
-            )
 
     def close(self) -> None:
         self._conn.close()

@@ -13,13 +13,14 @@ from confluent_kafka import Producer
 
 from runtime import kafka_clients, topics
 from runtime.clock import Clock, SystemClock
-from runtime.consume import BatchConsumer
+from runtime.consume import ConsumeLoop, DeadLetters, PostgresOffsets
 from runtime.health import Readiness
 from runtime.settings import Settings
 from scheduler.fire import FireLoop
-from scheduler.ingest import GROUP, IngestLoop
+from scheduler.ingest import GROUP, Ingest
 from scheduler.metrics import SchedulerMetrics
 from scheduler.publisher import KafkaPublisher
+from scheduler.timer_batch import TimerEntry
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def run(
 
     # One producer per loop: a flush waits only for that loop's own records.
     fire_publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
-    ingest_publisher = KafkaPublisher(Producer(kafka_clients.producer_config(settings)))
+    ingest_producer = Producer(kafka_clients.producer_config(settings))
     fire = FireLoop(
         connect,
         fire_publisher,
@@ -54,40 +55,49 @@ def run(
         poll_seconds=settings.scheduler_poll_seconds,
         before_commit=_pause(settings.scheduler_pause_before_commit_seconds),
     )
-    ingest = IngestLoop(
+    group = settings.group(GROUP)
+    ingest = Ingest(
         connect,
-        ingest_publisher,
+        KafkaPublisher(ingest_producer),
         clock,
         metrics,
         executions_topic=settings.topic(topics.EXECUTIONS),
-        dlq_topic=settings.topic(topics.DLQ),
         on_due=fire.notify_due,
-        group=settings.group(GROUP),
+        group=group,
+    )
+    on_retry = metrics.retries.labels("ingest").inc
+    ingest_loop: ConsumeLoop[TimerEntry] = ConsumeLoop(
+        ingest,
+        consumer_config=kafka_clients.consumer_config(settings, group),
+        topics=[settings.topic(topics.TIMERS)],
+        offsets=PostgresOffsets(database_url, group, stop, on_retry),
+        dead_letters=DeadLetters(
+            ingest_producer,
+            settings.topic(topics.DLQ),
+            lambda reason: metrics.dlq.labels("scheduler", reason).inc(),
+        ),
+        stop=stop,
+        batch_size=settings.batch_size,
+        on_retry=on_retry,
+        name="ingest",
     )
     failure: list[BaseException] = []
     fire_thread = threading.Thread(
         target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
-    )
-    consumer = BatchConsumer(
-        kafka_clients.consumer_config(settings, settings.group(GROUP)),
-        [settings.topic(topics.TIMERS)],
-        ingest.stored_offsets,
     )
     logger.info("scheduler started group=%s", settings.group(GROUP))
     fire_thread.start()
     if readiness is not None:
         readiness.ready()  # both loops running; Kafka and Postgres are checked separately
     try:
-        _guarded(partial(ingest.run, consumer, stop, settings.batch_size), stop, failure)
+        _guarded(ingest_loop.run, stop, failure)
     finally:
         stop.set()
         fire.interrupt()
         fire_thread.join()
-        consumer.close()
         fire_publisher.close()
-        ingest_publisher.close()
+        ingest_producer.flush(10)
         fire.close()
-        ingest.close()
         logger.info("scheduler stopped")
     if failure:
         raise RuntimeError("scheduler loop failed") from failure[0]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Producer
 
-from runtime.kafka_clients import DeliveryFailed, Outgoing
+from runtime.kafka_clients import Outgoing, produce_and_confirm
 
 __all__ = ["KafkaPublisher", "Outgoing", "Publisher"]
 
@@ -30,32 +30,7 @@ class KafkaPublisher:
         self._timeout = timeout
 
     def publish(self, records: Sequence[Outgoing]) -> None:
-        failures: list[KafkaError] = []
-
-        def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                failures.append(error)
-
-        for record in records:
-            while True:
-                try:
-                    self._producer.produce(
-                        record.topic,
-                        key=record.key,
-                        value=record.value,
-                        headers=record.headers,
-                        on_delivery=on_delivery,
-                    )
-                    break
-                except BufferError:  # local queue full: serve callbacks, then retry
-                    self._producer.poll(0.1)
-        remaining = self._producer.flush(self._timeout)
-        if failures or remaining:
-            first = f"; first error: {failures[0]}" if failures else ""
-            raise DeliveryFailed(
-                f"{len(failures)} of {len(records)} records failed and {remaining} "
-                f"unconfirmed{first}"
-            )
+        produce_and_confirm(self._producer, records, self._timeout)
 
     def close(self) -> None:
         self._producer.flush(self._timeout)

@@ -4,26 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from automation_core.model import TimerCommand, TimerCommandKind
 from runtime import codec
-from runtime.dlq import DeadLetter
+from runtime.consume import Batch, decode_batch
+from runtime.dlq import ConsumedMessage, DeadLetter
 from scheduler.timer_store import RuleCancel, Schedule, StageEntryCancel
 
+TimerEntry = Schedule | StageEntryCancel | RuleCancel
 
-class ConsumedMessage(Protocol):
-    """The part of a confluent-kafka `Message` a batch reads."""
 
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> str | bytes | None: ...
-    def value(self) -> str | bytes | None: ...
+def decode(value: bytes) -> TimerEntry:
+    """A timer command's message as what the timers table needs of it; `InvalidMessage`
+    when it does not decode or lacks what its kind needs."""
+    return entry_of(codec.decode_as(value, TimerCommand), value)
+
+
+def entry_of(command: TimerCommand, encoded: bytes | None = None) -> TimerEntry:
+    """`encoded` is the command's message, if at hand (its action is then not re-encoded)."""
+    if command.kind is TimerCommandKind.SCHEDULE:
+        return schedule_of(command, encoded)
+    if command.kind is TimerCommandKind.CANCEL_STAGE_ENTRY:
+        if not command.item_key or not command.stage_entry_id:
+            raise codec.InvalidMessage(
+                "invalid_timer_command", "stage entry cancel without item_key/stage_entry_id"
+            )
+        return StageEntryCancel(command.item_key, command.stage_entry_id, command.issued_at)
+    if command.kind is TimerCommandKind.CANCEL_RULE:
+        if not command.rule_id:
+            raise codec.InvalidMessage("invalid_timer_command", "rule cancel without rule_id")
+        return RuleCancel(command.rule_id, command.issued_at, command.rule_version)
+    raise codec.InvalidMessage("invalid_timer_command", f"unknown kind {command.kind}")
 
 
 @dataclass
 class TimerBatch:
+    """One consumed batch of `automation.timers`, sorted into schedules and cancels."""
+
     schedules: list[Schedule] = field(default_factory=list)
     entry_cancels: list[StageEntryCancel] = field(default_factory=list)
     rule_cancels: list[RuleCancel] = field(default_factory=list)
@@ -32,53 +49,26 @@ class TimerBatch:
 
     @classmethod
     def of(cls, messages: Iterable[ConsumedMessage]) -> TimerBatch:
-        batch = cls()
-        for message in messages:
-            topic, part, offset = message.topic() or "", message.partition(), message.offset()
-            assert part is not None and offset is not None  # noqa: S101 (consumed messages)
-            batch.next_offsets[(topic, part)] = offset + 1
-            value = message.value()
-            try:
-                if not isinstance(value, bytes):
-                    raise codec.InvalidMessage("null_value", "timer command without a value")
-                batch.add(codec.decode_as(value, TimerCommand), value)
-            except codec.InvalidMessage as exc:
-                key = message.key()
-                batch.dead.append(
-                    DeadLetter(
-                        key=key.encode() if isinstance(key, str) else key,
-                        value=value.encode() if isinstance(value, str) else value,
-                        source_topic=topic,
-                        source_partition=part,
-                        source_offset=offset,
-                        error_class="InvalidMessage",
-                        reason=exc.reason,
-                        message=str(exc),
-                    )
-                )
+        return cls.sorted(decode_batch(list(messages), decode))
+
+    @classmethod
+    def sorted(cls, decoded: Batch[TimerEntry]) -> TimerBatch:
+        batch = cls(dead=list(decoded.dead), next_offsets=dict(decoded.next_offsets))
+        for entry in decoded.records:
+            batch.add_entry(entry)
         return batch
 
     def add(self, command: TimerCommand, encoded: bytes | None = None) -> None:
-        """Sort one command; raise `InvalidMessage` if it lacks what its kind needs.
+        """Sort one command; raise `InvalidMessage` if it lacks what its kind needs."""
+        self.add_entry(entry_of(command, encoded))
 
-        `encoded` is the command's message, if at hand (its action is then not re-encoded).
-        """
-        if command.kind is TimerCommandKind.SCHEDULE:
-            self.schedules.append(schedule_of(command, encoded))
-        elif command.kind is TimerCommandKind.CANCEL_STAGE_ENTRY:
-            if not command.item_key or not command.stage_entry_id:
-                raise codec.InvalidMessage(
-                    "invalid_timer_command", "stage entry cancel without item_key/stage_entry_id"
-                )
-            self.entry_cancels.append(
-                StageEntryCancel(command.item_key, command.stage_entry_id, command.issued_at)
-            )
-        elif command.kind is TimerCommandKind.CANCEL_RULE:
-            if not command.rule_id:
-                raise codec.InvalidMessage("invalid_timer_command", "rule cancel without rule_id")
-            self.rule_cancels.append(
-                RuleCancel(command.rule_id, command.issued_at, command.rule_version)
-            )
+    def add_entry(self, entry: TimerEntry) -> None:
+        if isinstance(entry, Schedule):
+            self.schedules.append(entry)
+        elif isinstance(entry, StageEntryCancel):
+            self.entry_cancels.append(entry)
+        else:
+            self.rule_cancels.append(entry)
 
 
 def schedule_of(command: TimerCommand, encoded: bytes | None = None) -> Schedule:

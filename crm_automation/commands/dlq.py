@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from crm_automation.commands._common import kafka_settings
 from runtime import dlq, kafka_clients, topics
-from runtime.kafka_clients import ProducerRecord
+from runtime.kafka_clients import Outgoing
 from runtime.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: list them, replay them.")
@@ -146,15 +146,17 @@ def replay(
         for letter in _chosen(read_letters(s), reason, source, _since(since))
         if letter.value is not None and letter.source
     ]
-    by_topic: dict[str, list[ProducerRecord]] = {}
+    by_topic: dict[str, list[Outgoing]] = {}
     for letter in letters:
-        by_topic.setdefault(letter.source, []).append(ProducerRecord(letter.key, letter.value))
+        by_topic.setdefault(letter.source, []).append(
+            Outgoing(letter.source, letter.key, letter.value)
+        )
     for topic, records in sorted(by_topic.items()):
         if dry_run:
             typer.echo(f"would replay {len(records)} letter(s) to {topic}")
             continue
         producer = Producer(kafka_clients.producer_config(s))
-        kafka_clients.produce_and_confirm(producer, topic, records)
+        kafka_clients.produce_and_confirm(producer, records)
         typer.echo(f"replayed {len(records)} letter(s) to {topic}")
     if not by_topic:
         typer.echo("no dead letter to replay (letters without their original value are skipped)")

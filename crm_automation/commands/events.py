@@ -27,7 +27,7 @@ from automation_core.event_json import parse_stage_changed
 from crm_automation.commands._common import kafka_settings
 from runtime import codec, kafka_clients, topics
 from runtime.codec.json_view import avro_to_json
-from runtime.kafka_clients import DeliveryFailed, ProducerRecord
+from runtime.kafka_clients import DeliveryFailed, Outgoing
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _open_lines(path: str) -> Iterator[BinaryIO]:
         yield handle
 
 
-def _parse_line(raw: bytes) -> ProducerRecord:
+def _parse_line(topic: str, raw: bytes) -> Outgoing:
     """One JSON line as a keyed, encoded record; raise InvalidEvent with the reason."""
     try:
         text = raw.rstrip(b"\r\n").decode("utf-8")
@@ -65,7 +65,7 @@ def _parse_line(raw: bytes) -> ProducerRecord:
     except RecursionError:
         raise InvalidEvent("invalid JSON: nested too deeply") from None
     event = parse_stage_changed(obj)
-    return ProducerRecord(event.key.encode(), codec.encode(event))
+    return Outgoing(topic, event.key.encode(), codec.encode(event))
 
 
 def _kafka_config(build: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -93,19 +93,19 @@ def produce(
     topic = s.topic(topics.STAGE_CHANGES)
     invalid = 0
 
-    def valid_records(lines: BinaryIO) -> Iterator[ProducerRecord]:
+    def valid_records(lines: BinaryIO) -> Iterator[Outgoing]:
         nonlocal invalid
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
             try:
-                yield _parse_line(raw)
+                yield _parse_line(topic, raw)
             except InvalidEvent as exc:
                 invalid += 1
                 typer.echo(f"line {number}: {exc}", err=True)
 
     with _open_lines(file) as lines:
-        records: Iterator[ProducerRecord] | list[ProducerRecord] = valid_records(lines)
+        records: Iterator[Outgoing] | list[Outgoing] = valid_records(lines)
         if strict:
             records = list(records)  # validate everything before producing anything
             if invalid:
@@ -113,7 +113,7 @@ def produce(
                 raise typer.Exit(EXIT_INVALID_LINES)
         producer = Producer(_kafka_config(kafka_clients.producer_config, s))
         try:
-            produced = kafka_clients.produce_and_confirm(producer, topic, records)
+            produced = kafka_clients.produce_and_confirm(producer, records)
         except DeliveryFailed as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_KAFKA) from None

@@ -7,8 +7,9 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from runtime import kafka_clients, topics
+from runtime.consume import KafkaOffsets, assigner
 from runtime.settings import Settings
-from sinks.calendar.process import GROUP, _assign_unpaused
+from sinks.calendar.process import GROUP
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ def test_a_partition_paused_then_revoked_and_given_back_is_consumed_again(
     topic = settings.topic(topics.ACTIONS)
     config = kafka_clients.consumer_config(settings, settings.group(GROUP))
     sink = Consumer(config)
-    sink.subscribe([topic], on_assign=_assign_unpaused)
+    sink.subscribe([topic], on_assign=assigner(KafkaOffsets().load))
     wait_for(
         lambda: sink.poll(0.2) is None and len(sink.assignment()) == settings.partitions,
         timeout=60,

@@ -171,8 +171,11 @@ def test_tail_prints_an_undecodable_message_as_an_error_object(settings: Setting
     producer = Producer(kafka_clients.producer_config(settings))
     kafka_clients.produce_and_confirm(
         producer,
-        settings.topic(topics.STAGE_CHANGES),
-        [kafka_clients.ProducerRecord(b"DEAL:1", b'{"event_id": "json, not avro"}')],
+        [
+            kafka_clients.Outgoing(
+                settings.topic(topics.STAGE_CHANGES), b"DEAL:1", b'{"event_id": "json, not avro"}'
+            )
+        ],
     )
 
     [message] = _tail(settings, settings.topic(topics.STAGE_CHANGES), 1)
@@ -198,8 +201,11 @@ def test_tail_shows_a_dead_letters_headers_with_its_reason(settings: Settings) -
     producer = Producer(kafka_clients.producer_config(settings))
     kafka_clients.produce_and_confirm(
         producer,
-        settings.topic(topics.DLQ),
-        [kafka_clients.ProducerRecord(letter.key, letter.value, letter.headers())],
+        [
+            kafka_clients.Outgoing(
+                settings.topic(topics.DLQ), letter.key, letter.value, letter.headers()
+            )
+        ],
     )
 
     [message] = _tail(settings, settings.topic(topics.DLQ), 1)

@@ -30,6 +30,7 @@ from automation_core.model import (
     PlanActivity,
 )
 from runtime import codec, kafka_clients, offsets, topics
+from runtime.consume import Batch, ConsumeLoop, DeadLetters, PostgresOffsets
 from runtime.dlq import HEADER_REASON
 from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
@@ -277,45 +278,61 @@ def test_a_batch_that_fails_writes_nothing_and_the_next_one_on_the_connection_la
     assert counts(conn)[0] == 1
 
 
+def _loop(
+    settings: Settings, database_url: str, metrics: SinkMetrics, stop: threading.Event
+) -> ConsumeLoop[postgres_process.Record]:
+    """The sink's step on the consume loop, for calling its batch processing directly."""
+    return ConsumeLoop(
+        postgres_process.PostgresStep(database_url, metrics),
+        consumer_config=kafka_clients.consumer_config(settings, f"unused-{uuid.uuid4().hex}"),
+        topics=[TOPIC],
+        offsets=PostgresOffsets(database_url, postgres_process.GROUP, stop),
+        dead_letters=DeadLetters(
+            Producer(kafka_clients.producer_config(settings)), "unused", lambda _reason: None
+        ),
+        stop=stop,
+        batch_size=10,
+        on_retry=metrics.retries.labels("postgres").inc,
+        name="postgres",
+    )
+
+
 def test_a_connection_killed_mid_stream_is_replaced_and_the_batch_written_once(
     settings: Settings, conn: psycopg.Connection
 ) -> None:
     assert settings.database_url is not None
     metrics = SinkMetrics.create(CollectorRegistry())
-    writer = postgres_process.BatchWriter(
-        settings.database_url.get_secret_value(), metrics, threading.Event()
-    )
+    loop = _loop(settings, settings.database_url.get_secret_value(), metrics, threading.Event())
     try:
-        writer.start(rows_of(lead()), {(TOPIC, 0): 1})
-        assert writer.finish() is not postgres_process.UNWRITTEN
+        assert loop.process(Batch([lead()], next_offsets={(TOPIC, 0): 1}))
         with conn.transaction():  # what an immediate-mode restart does to the writer's session
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
 
-        writer.start(rows_of(deal()), {(TOPIC, 0): 2})
-        written = writer.finish()
+        written = loop.process(Batch([deal()], next_offsets={(TOPIC, 0): 2}))
     finally:
-        writer.close()
+        loop.close()
 
-    assert written is not None and written is not postgres_process.UNWRITTEN
+    assert written
     assert metrics.retries.labels("postgres")._value.get() >= 1
     assert counts(conn)[:2] == (1, 1)
     assert offsets.stored_offsets(conn, postgres_process.GROUP) == {(TOPIC, 0): 2}
 
 
-def test_a_stop_during_an_outage_leaves_the_batch_unwritten_and_returns() -> None:
+def test_a_stop_during_an_outage_leaves_the_batch_unwritten_and_returns(
+    settings: Settings,
+) -> None:
     stop = threading.Event()
     stop.set()
     metrics = SinkMetrics.create(CollectorRegistry())
     # Nothing listens on port 1: every attempt fails as during a Postgres outage.
-    writer = postgres_process.BatchWriter("postgresql://127.0.0.1:1/none", metrics, stop)
+    loop = _loop(settings, "postgresql://127.0.0.1:1/none", metrics, stop)
     try:
-        writer.start(rows_of(lead()), {(TOPIC, 0): 1})
-        assert writer.finish() is postgres_process.UNWRITTEN
+        assert loop.process(Batch([lead()], next_offsets={(TOPIC, 0): 1})) is False
     finally:
-        writer.close()
+        loop.close()
 
 
 def test_a_row_the_database_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_lands(

@@ -26,7 +26,7 @@ from automation_core.model import (
 from runtime import codec, db
 from runtime.clock import FakeClock, SystemClock
 from scheduler.fire import FireLoop
-from scheduler.ingest import IngestLoop
+from scheduler.ingest import Ingest
 from scheduler.metrics import SchedulerMetrics
 from scheduler.publisher import Outgoing
 from scheduler.timer_batch import TimerBatch
@@ -34,7 +34,7 @@ from scheduler.timer_batch import TimerBatch
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-ACTIONS, EXECUTIONS, DLQ = "automation.actions", "automation.executions", "automation.dlq"
+ACTIONS, EXECUTIONS = "automation.actions", "automation.executions"
 
 
 # --- builders ---------------------------------------------------------------------------
@@ -192,13 +192,12 @@ class Scheduler:
             batch_size=batch_size,
             poll_seconds=poll,
         )
-        self.ingest = IngestLoop(
+        self.ingest = Ingest(
             self.connect,
             self.publisher,
             clock,
             metrics,
             executions_topic=EXECUTIONS,
-            dlq_topic=DLQ,
             on_due=self.fire.notify_due,
         )
 
@@ -235,7 +234,7 @@ def test_a_timer_180_days_out_fires_exactly_at_its_due_time_not_a_millisecond_ea
 ) -> None:
     due = T0 + timedelta(days=180)
     command = schedule("a-180d", due_at=due)
-    scheduler.ingest.apply(batch(command))
+    scheduler.ingest.write(batch(command))
 
     clock.set(due - timedelta(milliseconds=1))
     assert scheduler.fire.fire_once() == 0
@@ -256,7 +255,7 @@ def test_a_running_fire_loop_fires_when_the_fake_clock_reaches_the_due_time(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     due = T0 + timedelta(days=180)
-    scheduler.ingest.apply(batch(schedule("a-loop", due_at=due)))
+    scheduler.ingest.write(batch(schedule("a-loop", due_at=due)))
     stop = threading.Event()
     runner = threading.Thread(target=scheduler.fire.run, args=(stop,))
     runner.start()
@@ -276,8 +275,8 @@ def test_a_cancelled_timer_never_fires_and_its_cancellation_is_logged(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     due = T0 + timedelta(days=7)
-    scheduler.ingest.apply(batch(schedule("a-cancel", entry="evt-1", due_at=due)))
-    scheduler.ingest.apply(batch(cancel_entry("DEAL:1", "evt-1", T0 + timedelta(hours=1))))
+    scheduler.ingest.write(batch(schedule("a-cancel", entry="evt-1", due_at=due)))
+    scheduler.ingest.write(batch(cancel_entry("DEAL:1", "evt-1", T0 + timedelta(hours=1))))
 
     clock.set(due + timedelta(days=200))
     assert scheduler.fire.fire_once() == 0
@@ -295,10 +294,10 @@ def test_a_cancel_that_arrives_before_its_schedule_still_wins(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     due = T0 + timedelta(days=1)
-    scheduler.ingest.apply(batch(cancel_entry("DEAL:1", "evt-1")))
-    scheduler.ingest.apply(batch(schedule("a-late", entry="evt-1", due_at=due)))
+    scheduler.ingest.write(batch(cancel_entry("DEAL:1", "evt-1")))
+    scheduler.ingest.write(batch(schedule("a-late", entry="evt-1", due_at=due)))
     # Another stage entry of the same item is not affected.
-    scheduler.ingest.apply(batch(schedule("a-other", entry="evt-2", due_at=due)))
+    scheduler.ingest.write(batch(schedule("a-other", entry="evt-2", due_at=due)))
 
     clock.set(due)
     assert scheduler.fire.fire_once() == 1
@@ -315,13 +314,13 @@ def test_a_schedule_and_its_cancel_in_one_batch_cancel_in_either_order(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     due = T0 + timedelta(days=1)
-    scheduler.ingest.apply(
+    scheduler.ingest.write(
         batch(
             cancel_entry("DEAL:1", "evt-1"),
             schedule("a-first", entry="evt-1", due_at=due),
         )
     )
-    scheduler.ingest.apply(
+    scheduler.ingest.write(
         batch(
             schedule("a-second", item="DEAL:2", entry="evt-9", due_at=due),
             cancel_entry("DEAL:2", "evt-9"),
@@ -337,7 +336,7 @@ def test_a_rule_wide_cancel_removes_all_its_pending_timers_and_spares_newer_sche
 ) -> None:
     due = T0 + timedelta(days=30)
     disabled_at = T0 + timedelta(hours=2)
-    scheduler.ingest.apply(
+    scheduler.ingest.write(
         batch(
             *[
                 schedule(f"a-old-{i}", item=f"DEAL:{i}", rule="renewal-lead", due_at=due)
@@ -346,9 +345,9 @@ def test_a_rule_wide_cancel_removes_all_its_pending_timers_and_spares_newer_sche
             schedule("a-other-rule", item="DEAL:99", rule="call-client", due_at=due),
         )
     )
-    scheduler.ingest.apply(batch(cancel_rule("renewal-lead", disabled_at)))
+    scheduler.ingest.write(batch(cancel_rule("renewal-lead", disabled_at)))
     # Read after the cancel: issued before it (cancelled), and after re-enabling (kept).
-    scheduler.ingest.apply(
+    scheduler.ingest.write(
         batch(
             schedule(
                 "a-straggler",
@@ -382,16 +381,16 @@ def test_a_version_cancel_removes_that_versions_timers_also_late_ones_and_spares
 ) -> None:
     due = T0 + timedelta(days=30)
     edited_at = T0 + timedelta(days=1)
-    scheduler.ingest.apply(
+    scheduler.ingest.write(
         batch(
             *[schedule(f"a-v1-{i}", item=f"DEAL:{i}", due_at=due) for i in range(3)],
             schedule("a-v2-early", item="DEAL:10", due_at=due, version="v2"),
         )
     )
-    scheduler.ingest.apply(batch(cancel_rule("renewal-lead", edited_at, version="v1")))
+    scheduler.ingest.write(batch(cancel_rule("renewal-lead", edited_at, version="v1")))
     # Read after the cancel: a v1 schedule still in flight (cancelled, whenever issued),
     # and the new version's (kept, even when issued before the edit).
-    scheduler.ingest.apply(
+    scheduler.ingest.write(
         batch(
             schedule("a-v1-late", item="DEAL:20", due_at=due, issued_at=edited_at),
             schedule("a-v2-late", item="DEAL:21", due_at=due, issued_at=T0, version="v2"),
@@ -414,10 +413,10 @@ def test_a_replayed_schedule_of_a_fired_timer_does_not_fire_again(
     scheduler: Scheduler, clock: FakeClock
 ) -> None:
     command = schedule("a-replay", due_at=T0 + timedelta(minutes=5))
-    scheduler.ingest.apply(batch(command, command))
+    scheduler.ingest.write(batch(command, command))
     clock.advance(timedelta(minutes=5))
     assert scheduler.fire.fire_once() == 1
-    scheduler.ingest.apply(batch(command))
+    scheduler.ingest.write(batch(command))
     clock.advance(timedelta(days=1))
     assert scheduler.fire.fire_once() == 0
     assert scheduler.publisher.fired_action_ids() == ["a-replay"]
@@ -427,7 +426,7 @@ def test_overdue_timers_fire_at_once_oldest_first(database_url: str, clock: Fake
     s = Scheduler(database_url, clock, batch_size=3)
     try:
         dues = [T0 + timedelta(hours=h) for h in (5, 1, 4, 2, 3)]
-        s.ingest.apply(
+        s.ingest.write(
             batch(*[schedule(f"a-{d.hour}", item=f"DEAL:{d.hour}", due_at=d) for d in dues])
         )
         clock.set(T0 + timedelta(days=3))  # the scheduler was down for days
@@ -443,7 +442,7 @@ def test_the_offsets_are_stored_in_the_same_transaction_as_the_timers(
 ) -> None:
     b = batch(schedule("a-off", due_at=T0 + timedelta(days=1)))
     b.next_offsets[("automation.timers", 3)] = 42
-    scheduler.ingest.apply(b)
+    scheduler.ingest.write(b)
     assert scheduler.ingest.stored_offsets() == {("automation.timers", 3): 42}
 
 
@@ -454,7 +453,7 @@ def test_two_fire_loops_racing_over_the_same_due_timers_fire_each_exactly_once(
     second = Scheduler(database_url, clock, batch_size=25)
     try:
         ids = [f"a-race-{i}" for i in range(2000)]
-        first.ingest.apply(
+        first.ingest.write(
             batch(
                 *[
                     schedule(a, item=f"DEAL:{i}", due_at=T0 + timedelta(seconds=i % 60))
@@ -501,7 +500,7 @@ def test_a_newly_ingested_timer_wakes_the_fire_loop_before_its_next_poll(
     try:
         time.sleep(0.3)  # the loop is now asleep for up to a minute
         due = datetime.now(UTC) + timedelta(milliseconds=300)
-        s.ingest.apply(batch(schedule("a-wake", issued_at=datetime.now(UTC), due_at=due)))
+        s.ingest.write(batch(schedule("a-wake", issued_at=datetime.now(UTC), due_at=due)))
         wait_until(lambda: s.publisher.fired_action_ids() == ["a-wake"], timeout=5)
         late = datetime.now(UTC) - due
         assert timedelta(0) <= late < timedelta(seconds=1)

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from runtime import kafka_clients
-from runtime.kafka_clients import DeliveryFailed, KafkaNotConfigured, ProducerRecord
+from runtime.kafka_clients import DeliveryFailed, KafkaNotConfigured, Outgoing
 from runtime.settings import Settings
 
 
@@ -59,11 +59,10 @@ def test_produce_and_confirm_raises_when_the_broker_never_acknowledges() -> None
     producer = Producer(
         kafka_clients.producer_config(_unreachable(), **{"message.timeout.ms": 300, "log_level": 0})
     )
-    with pytest.raises(DeliveryFailed, match="2 of 2 messages failed"):
+    with pytest.raises(DeliveryFailed, match="2 of 2 records failed"):
         kafka_clients.produce_and_confirm(
             producer,
-            "t",
-            [ProducerRecord(b"k", b"v1"), ProducerRecord(b"k", b"v2")],
+            [Outgoing("t", b"k", b"v1"), Outgoing("t", b"k", b"v2")],
             timeout=10.0,
         )
 
