@@ -1,11 +1,11 @@
-"""The three rule actions, built from a rule's spec and the event that triggered it."""
+"""The rule actions, built from a rule's spec and the event that triggered it."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
 
-from automation_core import ids
+from automation_core import ids, webhook
 from automation_core.links import url_problem
 from automation_core.model import (
     Client,
@@ -20,6 +20,7 @@ from automation_core.rule_spec import (
     CopyDealSpec,
     CreateLeadSpec,
     PlanActivitySpec,
+    WebhookSpec,
 )
 from automation_core.templates import render
 from automation_core.timing import TimingError, compute_due
@@ -49,6 +50,8 @@ def build_payload(
         return _create_lead(spec, event, action_id)
     if isinstance(spec, CopyDealSpec):
         return _copy_deal(spec, event, action_id)
+    if isinstance(spec, WebhookSpec):
+        return webhook.build(spec, event)
     return _plan_activity(spec, event, action_id, runs_at)
 
 

@@ -316,7 +316,28 @@ def format_timestamp(value: datetime) -> str:
 
 def stage_changed_to_json(event: StageChanged) -> dict[str, Any]:
     """The JSON form of `event`; optional members appear only when set."""
-    item = event.item
+    out: dict[str, Any] = {
+        "event_id": event.event_id,
+        "occurred_at": format_timestamp(event.occurred_at),
+        "entity_type": event.entity_type.value,
+        "item_id": event.item_id,
+        "pipeline_id": event.pipeline_id,
+        "stage_id": event.stage_id,
+    }
+    if event.previous_stage_id is not None:
+        out["previous_stage_id"] = event.previous_stage_id
+    out["item"] = item_to_json(event.item)
+    if event.created_by_automation:
+        out["created_by_automation"] = True
+    if event.copy_depth:
+        out["copy_depth"] = event.copy_depth
+    if event.source_item_key is not None:
+        out["source_item_key"] = event.source_item_key
+    return out
+
+
+def item_to_json(item: Item) -> dict[str, Any]:
+    """The JSON form of an item, as in an event; optional members only when set."""
     item_json: dict[str, Any] = {"title": item.title, "responsible_id": item.responsible_id}
     if item.amount is not None:
         item_json["amount"] = str(item.amount)
@@ -346,21 +367,4 @@ def stage_changed_to_json(event: StageChanged) -> dict[str, Any]:
         item_json["fields"] = {
             k: list(v) if isinstance(v, list | tuple) else v for k, v in item.fields.items()
         }
-    out: dict[str, Any] = {
-        "event_id": event.event_id,
-        "occurred_at": format_timestamp(event.occurred_at),
-        "entity_type": event.entity_type.value,
-        "item_id": event.item_id,
-        "pipeline_id": event.pipeline_id,
-        "stage_id": event.stage_id,
-    }
-    if event.previous_stage_id is not None:
-        out["previous_stage_id"] = event.previous_stage_id
-    out["item"] = item_json
-    if event.created_by_automation:
-        out["created_by_automation"] = True
-    if event.copy_depth:
-        out["copy_depth"] = event.copy_depth
-    if event.source_item_key is not None:
-        out["source_item_key"] = event.source_item_key
-    return out
+    return item_json

@@ -110,6 +110,7 @@ class ActionKind(enum.StrEnum):
     COPY_DEAL = "copy_deal"
     PLAN_ACTIVITY = "plan_activity"
     COMPLETE_ACTIVITIES = "complete_activities"
+    WEBHOOK = "webhook"
 
 
 class ActionMode(enum.StrEnum):
@@ -194,7 +195,22 @@ class CompleteActivities:
     kind = ActionKind.COMPLETE_ACTIVITIES
 
 
-Payload = CreateLead | CopyDeal | PlanActivity | CompleteActivities
+@dataclass(frozen=True)
+class CallWebhook:
+    """POST a JSON document of the item and the rule's rendered fields to `url` (the
+    webhook sink delivers it; automation_core.webhook builds the document)."""
+
+    url: str
+    pipeline_id: str
+    stage_id: str
+    item: Item
+    fields: tuple[tuple[str, str], ...] = ()
+    """The rule's fields, rendered for the event, in the rule's order."""
+
+    kind = ActionKind.WEBHOOK
+
+
+Payload = CreateLead | CopyDeal | PlanActivity | CompleteActivities | CallWebhook
 
 
 @dataclass(frozen=True)

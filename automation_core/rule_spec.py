@@ -28,6 +28,8 @@ def is_clients_mode(value: Any) -> bool:
         position = value.removeprefix("contact:")
         return position.isascii() and position.isdigit() and 1 <= int(position) <= 100
     return False
+
+
 ValueType = Literal["string", "decimal", "date"]
 
 
@@ -120,7 +122,15 @@ class PlanActivitySpec:
 
 ACTIVITY_TYPES = ("call", "meeting", "task", "email")
 
-ActionSpec = CreateLeadSpec | CopyDealSpec | PlanActivitySpec
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    url: str
+    fields: tuple[tuple[str, str], ...] = ()
+    """(name, template) pairs, in the rule's order."""
+
+
+ActionSpec = CreateLeadSpec | CopyDealSpec | PlanActivitySpec | WebhookSpec
 
 
 @dataclass(frozen=True)
@@ -233,6 +243,8 @@ def _action_to_dict(a: ActionSpec) -> dict[str, Any]:
             "pipeline": a.pipeline_id,
             "stage": a.stage_id,
         }
+    if isinstance(a, WebhookSpec):
+        return {"type": "webhook", "url": a.url, "fields": [list(f) for f in a.fields]}
     if isinstance(a, CopyDealSpec):
         return {
             "type": "copy_deal",
@@ -346,6 +358,8 @@ def _action_from_dict(d: dict[str, Any]) -> ActionSpec:
             d.get("suffix", " (copy)"),
             d.get("responsible"),
         )
+    if kind == "webhook":
+        return WebhookSpec(d["url"], tuple((str(n), str(v)) for n, v in d.get("fields") or ()))
     if kind == "plan_activity":
         clients = d.get("clients", "none")
         if not is_clients_mode(clients):

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from automation_core import webhook
 from automation_core.colors import COLORS, HEX_COLOR
 from automation_core.conditions import OPS, VALUELESS_OPS, typed
 from automation_core.durations import parse_delay, parse_duration, parse_time_of_day
@@ -38,6 +39,7 @@ from automation_core.rule_spec import (
     RuleSpec,
     TimeSpec,
     ValueType,
+    WebhookSpec,
     WorkingCalendar,
     is_clients_mode,
     rule_to_spec,
@@ -87,6 +89,7 @@ _ACTION_KEYS = {
         "complete_on_stage_exit",
         "activity_type",
     },
+    "webhook": webhook.KEYS,
 }
 
 
@@ -640,7 +643,36 @@ class _Checker:
             return self.create_lead(raw, path)
         if kind == "copy_deal":
             return self.copy_deal(raw, path, entity)
+        if kind == "webhook":
+            return self.webhook(raw, path)
         return self.plan_activity(raw, path)
+
+    def webhook(self, raw: Any, path: str) -> WebhookSpec | None:
+        a = self.mapping(raw, path, webhook.KEYS, ("url",))
+        if a is None:
+            return None
+        url = self.text(a.get("url"), _join(path, "url"))
+        if url is not None and (problem := webhook.url_problem_of(url)) is not None:
+            self.add(_join(path, "url"), problem)
+            url = None
+        fields: list[tuple[str, str]] = []
+        raw_fields, fields_path = a.get("fields"), _join(path, "fields")
+        if raw_fields is not None and not isinstance(raw_fields, dict):
+            self.add(
+                fields_path, f"expected a mapping of names to templates, got {_kind(raw_fields)}"
+            )
+        elif raw_fields is not None and len(raw_fields) > webhook.MAX_FIELDS:
+            self.add(fields_path, f"at most {webhook.MAX_FIELDS} fields")
+        elif raw_fields is not None:
+            for name, template in raw_fields.items():
+                field_path = _join(fields_path, str(name))
+                if (problem := webhook.field_name_problem(name)) is not None:
+                    self.add(field_path, problem)
+                    continue
+                text = self.text(template, field_path, template=True, allow_empty=True)
+                if text is not None:
+                    fields.append((name, text))
+        return None if url is None else WebhookSpec(url, tuple(fields))
 
     def responsibles(self, raw: Any, path: str) -> tuple[str, ...]:
         if raw is None:

@@ -78,9 +78,7 @@ class _Run:
             self._push(action.occurred_at, action, cancellable=False)
         for timer in decision.timers:
             if timer.action is not None and timer.due_at is not None:
-                self._push(
-                    timer.due_at, timer.action, cancellable=timer.stage_entry_id is not None
-                )
+                self._push(timer.due_at, timer.action, cancellable=timer.stage_entry_id is not None)
 
     def created_until(self, moment: datetime | None) -> None:
         """Let the items created up to `moment` (None: all of them) enter their stages."""

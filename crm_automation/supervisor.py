@@ -23,12 +23,18 @@ class Processor:
 
 
 def processors(settings: Settings) -> list[Processor]:
-    return [
+    """The processors of `crm-automation run`; the webhook sink only once hosts are allowed."""
+    started = [
         Processor("engine", ("engine",), settings.engine_metrics_port),
         Processor("scheduler", ("scheduler",), settings.scheduler_metrics_port),
         Processor("sink-postgres", ("sink", "postgres"), settings.sink_postgres_metrics_port),
         Processor("sink-calendar", ("sink", "calendar"), settings.sink_calendar_metrics_port),
     ]
+    if settings.webhook_allowed_hosts:
+        started.append(
+            Processor("sink-webhook", ("sink", "webhook"), settings.sink_webhook_metrics_port)
+        )
+    return started
 
 
 def child_environment(settings: Settings) -> dict[str, str]:

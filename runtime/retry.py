@@ -32,9 +32,10 @@ class Backoff:
         self.delay = self._draw()
         """The next wait in seconds, jitter included (for the log line before `wait`)."""
 
-    def wait(self) -> bool:
-        """Wait `delay`, then double the step; False if `stop` was set meanwhile."""
-        stopped = self._stop.wait(self.delay)
+    def wait(self, at_least: float = 0.0) -> bool:
+        """Wait `delay` (or `at_least`, if longer: a server's Retry-After), then double
+        the step; False if `stop` was set meanwhile."""
+        stopped = self._stop.wait(max(self.delay, at_least))
         self._step = min(self._step * 2, self._cap)
         self.delay = self._draw()
         return not stopped

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     sink_postgres_metrics_port: int = 9402
     scheduler_metrics_port: int = 9403
     sink_calendar_metrics_port: int = 9404
+    sink_webhook_metrics_port: int = 9405
     metrics_sockets: dict[int, int] = {}
     """Endpoint ports already bound by the parent process: port -> inherited file
     descriptor (JSON, e.g. `{"9401": 3}`). A processor whose port is listed serves on that
@@ -108,6 +109,25 @@ class Settings(BaseSettings):
     calendar_user_domain: str = "users.invalid"
     """Attendee addresses of CRM users: mailto:<user id>@<this domain>."""
     calendar_room_domain: str = "rooms.invalid"
+
+    # Webhook sink. Outbound requests go only to allowlisted hosts, never to private,
+    # loopback or link-local addresses unless allowed, and never follow redirects.
+    webhook_allowed_hosts: list[str] = []
+    """Hosts webhooks may be sent to (JSON list); `*.example.com` allows its subdomains.
+    Empty: `crm-automation run` starts no webhook sink."""
+    webhook_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 signature of every request (required by the webhook sink)."""
+    webhook_allow_private_addresses: bool = False
+    """Allow hosts that resolve to private, loopback or link-local addresses (internal
+    receivers, tests). Off by default: server-side request forgery is the risk."""
+    webhook_ca_file: Path | None = None
+    """PEM bundle of CAs to trust for receivers (default: the system's CAs)."""
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 8
+    """Requests in flight per batch."""
+    webhook_give_up_seconds: float = 3600.0
+    """How long one webhook is retried (5xx, 429, network errors) before it is
+    dead-lettered with reason `webhook_unavailable` (replay it with `dlq replay`)."""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

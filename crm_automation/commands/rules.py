@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 import psycopg
 import typer
 
+from automation_core import webhook
 from automation_core.errors import InvalidEvent
 from automation_core.evaluate import Decision, rule_index_from
 from automation_core.event_json import format_timestamp, parse_stage_changed
 from automation_core.model import (
     Action,
+    CallWebhook,
     CompleteActivities,
     CopyDeal,
     CreateLead,
@@ -224,6 +226,9 @@ def describe_action(action: Action, zone: ZoneInfo | None = None) -> str:
             f"plan {p.activity_type} {p.subject!r} for {p.responsible_id}, deadline "
             f"{_at(p.deadline, zone)}" + "".join(f", {e}" for e in extras if e)
         )
+    if isinstance(p, CallWebhook):
+        sent = json.dumps(webhook.document(action)["fields"], ensure_ascii=False)
+        return f"POST webhook to {p.url} with fields {sent}"
     assert isinstance(p, CompleteActivities)  # noqa: S101 - the payload union is closed
     return f"complete activities of stage {p.stage_id} (entry {action.stage_entry_id})"
 

@@ -48,6 +48,12 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
     s = _prepare(rules_file, started)
+    if s.webhook_allowed_hosts and s.webhook_secret is None:
+        console.print(
+            "error: CRM_AUTOMATION_WEBHOOK_ALLOWED_HOSTS is set but no "
+            "CRM_AUTOMATION_WEBHOOK_SECRET: the webhook sink signs every request with it"
+        )
+        raise typer.Exit(2)
     supervisor = Supervisor(s)
     for processor in processors(s):
         log = supervisor.start(processor)

@@ -9,6 +9,7 @@ from runtime import topics
 from sinks.calendar import process as calendar_process
 from sinks.metrics import SinkMetrics
 from sinks.postgres import process as postgres_process
+from sinks.webhook import process as webhook_process
 
 app = typer.Typer(no_args_is_help=True, help="Sinks consuming automation.actions.")
 
@@ -40,6 +41,27 @@ def calendar() -> None:
         calendar_process.GROUP,
         [s.topic(topics.ACTIONS)],
         lambda registry, stop, readiness: calendar_process.run(
+            s, SinkMetrics.create(registry), stop, readiness=readiness
+        ),
+    )
+
+
+@app.command("webhook")
+def webhook() -> None:
+    """POST webhook actions to their receivers (signed, retried, allowlisted hosts only)."""
+    s = settings()
+    try:
+        webhook_process.config_of(s)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    run_consuming_process(
+        s,
+        "sink webhook",
+        s.sink_webhook_metrics_port,
+        webhook_process.GROUP,
+        [s.topic(topics.ACTIONS)],
+        lambda registry, stop, readiness: webhook_process.run(
             s, SinkMetrics.create(registry), stop, readiness=readiness
         ),
     )

@@ -11,6 +11,7 @@ from typing import Any
 from automation_core.model import (
     Action,
     ActionMode,
+    CallWebhook,
     Client,
     Company,
     CompleteActivities,
@@ -310,6 +311,26 @@ def _complete_activities_from_avro(d: AvroDict) -> CompleteActivities:
     return CompleteActivities(stage_id=d["stage_id"], completed_at=d["completed_at"])
 
 
+def _webhook_to_avro(p: CallWebhook) -> AvroDict:
+    return {
+        "url": p.url,
+        "pipeline_id": p.pipeline_id,
+        "stage_id": p.stage_id,
+        "item": item_to_avro(p.item),
+        "fields": [{"name": n, "value": v} for n, v in p.fields],
+    }
+
+
+def _webhook_from_avro(d: AvroDict) -> CallWebhook:
+    return CallWebhook(
+        url=d["url"],
+        pipeline_id=d["pipeline_id"],
+        stage_id=d["stage_id"],
+        item=item_from_avro(d["item"]),
+        fields=tuple((f["name"], f["value"]) for f in d["fields"]),
+    )
+
+
 # The payload union is written with fastavro's (fullname, record) tuple notation, so the
 # branch is explicit rather than guessed from the dict's keys.
 _PAYLOAD_TO_AVRO: dict[type, tuple[str, Callable[[Any], AvroDict]]] = {
@@ -317,12 +338,14 @@ _PAYLOAD_TO_AVRO: dict[type, tuple[str, Callable[[Any], AvroDict]]] = {
     CopyDeal: (f"{NAMESPACE}.CopyDeal", _copy_deal_to_avro),
     PlanActivity: (f"{NAMESPACE}.PlanActivity", _plan_activity_to_avro),
     CompleteActivities: (f"{NAMESPACE}.CompleteActivities", _complete_activities_to_avro),
+    CallWebhook: (f"{NAMESPACE}.Webhook", _webhook_to_avro),
 }
 _PAYLOAD_FROM_AVRO: dict[str, Callable[[AvroDict], Payload]] = {
     f"{NAMESPACE}.CreateLead": _create_lead_from_avro,
     f"{NAMESPACE}.CopyDeal": _copy_deal_from_avro,
     f"{NAMESPACE}.PlanActivity": _plan_activity_from_avro,
     f"{NAMESPACE}.CompleteActivities": _complete_activities_from_avro,
+    f"{NAMESPACE}.Webhook": _webhook_from_avro,
 }
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from automation_core.model import (
     Action,
     ActionMode,
+    CallWebhook,
     Client,
     Company,
     CompleteActivities,
@@ -163,6 +164,14 @@ payloads = st.one_of(
         activity_type=st.sampled_from(["call", "meeting", "task", "email"]),
     ),
     st.builds(CompleteActivities, stage_id=ids, completed_at=timestamps),
+    st.builds(
+        CallWebhook,
+        url=text,
+        pipeline_id=ids,
+        stage_id=ids,
+        item=items,
+        fields=st.lists(st.tuples(ids, text), max_size=3).map(tuple),
+    ),
 )
 actions = st.builds(
     Action,

@@ -158,3 +158,35 @@ def test_test_follows_copies_into_their_rules_up_to_the_chain_limit_and_prints_j
     assert plain.output.splitlines()[-1] == (
         "  already in this stage (an update): rules run only on entering it"
     )
+
+
+def test_test_shows_the_webhook_a_rule_would_post_with_its_rendered_fields(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "pipelines:\n"
+        "  - {id: sales, entity_type: DEAL, stages: [NEW, WON]}\n"
+        "rules:\n"
+        "  - id: notify-erp\n"
+        "    trigger: {entity_type: DEAL, pipeline: sales, stage: WON}\n"
+        "    when: {delay: 1h}\n"
+        "    action:\n"
+        "      type: webhook\n"
+        "      url: https://erp.example.com/hooks/crm\n"
+        '      fields: {order_title: "Won: {{ item.title }}"}\n'
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"event_id": "e1", "occurred_at": "2026-11-26T10:00:00Z", "entity_type": "DEAL",'
+        ' "item_id": "7", "pipeline_id": "sales", "stage_id": "WON",'
+        ' "item": {"title": "Big deal", "responsible_id": "u-1", "contacts": []}}\n'
+    )
+
+    result = CliRunner().invoke(app, ["test", str(rules), str(events)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "  rule notify-erp: scheduled at 2026-11-26T11:00:00+00:00: POST webhook to "
+        'https://erp.example.com/hooks/crm with fields {"order_title": "Won: Big deal"}'
+    ) in result.output.splitlines()
