@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from automation_core.model import Action
-from automation_core.webhook import document
+from automation_core.webhook import document, url_problem_of
 
 SIGNATURE_HEADER = "X-CRM-Automation-Signature"
 MAX_RETRY_AFTER = 300.0
@@ -141,10 +141,11 @@ class WebhookClient:
         url = getattr(action.payload, "url", None)
         if not isinstance(url, str):
             raise Refused("unexpected_record", f"not a webhook action: {action.kind}")
+        problem = url_problem_of(url)  # also for actions not written by our engine
+        if problem is not None:
+            raise Refused("webhook_url_not_allowed", problem)
         parts = urlsplit(url)
         host, port = parts.hostname or "", parts.port or 443
-        if parts.scheme != "https":
-            raise Refused("webhook_url_not_allowed", "a webhook URL must use https")
         if not host_allowed(host, self._config.allowed_hosts):
             raise Refused(
                 "webhook_host_not_allowed",

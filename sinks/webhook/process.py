@@ -141,8 +141,8 @@ class WebhookStep:
         self._give_up_seconds = give_up_seconds
         self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="webhook")
         self._done: set[str] = set()
-        """Action ids of the batch in hand already delivered or refused (a batch retried
-        after a stop is not sent again in the same process)."""
+        """Action ids of the batch in hand already delivered: a batch tried again is not
+        sent to them again (a refused one is refused again, then dead-lettered once)."""
 
     def decode(self, value: bytes) -> Action:
         action: Action = _decode_action(value)
@@ -194,13 +194,11 @@ class WebhookStep:
                 self._done.add(action.action_id)
                 return None
             except Refused as refusal:
-                self._done.add(action.action_id)
                 return refusal
             except Unavailable as exc:
                 self._metrics.retries.labels(SINK).inc()
                 wait = max(backoff.delay, exc.retry_after or 0.0)
                 if time.monotonic() + wait > deadline:
-                    self._done.add(action.action_id)
                     return Refused(
                         "webhook_unavailable",
                         f"gave up after {self._give_up_seconds:.0f}s: {exc}",

@@ -160,14 +160,15 @@ def test_refusals_are_dead_lettered_with_their_reason_and_logged_as_failed(
     rejected = webhook_action(receiver.url(), "reject")
     redirected = webhook_action(receiver.url(), "redirect")
     elsewhere = webhook_action("https://not-allowed.example.com/hook", "ok")
+    plain = webhook_action(receiver.url().replace("https:", "http:"), "ok")  # not by a rule
     fine = webhook_action(receiver.url(), "ok")
     dlq = TopicReader(harness.settings, topics.DLQ)
     executions = TopicReader(harness.settings, topics.EXECUTIONS)
-    harness.send(rejected, redirected, elsewhere, fine)
+    harness.send(rejected, redirected, elsewhere, plain, fine)
     harness.start()
     try:
-        letters = dlq.until(3, timeout=60)
-        logged = executions.until(3, timeout=30)
+        letters = dlq.until(4, timeout=60)
+        logged = executions.until(4, timeout=30)
     finally:
         dlq.close()
         executions.close()
@@ -183,12 +184,14 @@ def test_refusals_are_dead_lettered_with_their_reason_and_logged_as_failed(
         rejected.action_id: "webhook_rejected",
         redirected.action_id: "webhook_redirect",
         elsewhere.action_id: "webhook_host_not_allowed",
+        plain.action_id: "webhook_url_not_allowed",
     }
     failed: list[Execution] = [codec.decode_as(m.value(), Execution) for _at, m in logged]
     assert {(e.action_id, e.status, e.reason) for e in failed} == {
         (rejected.action_id, ExecutionStatus.FAILED, "webhook_rejected"),
         (redirected.action_id, ExecutionStatus.FAILED, "webhook_redirect"),
         (elsewhere.action_id, ExecutionStatus.FAILED, "webhook_host_not_allowed"),
+        (plain.action_id, ExecutionStatus.FAILED, "webhook_url_not_allowed"),
     }
     assert receiver.requests[elsewhere.action_id] == 0
     assert (
