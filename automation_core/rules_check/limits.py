@@ -1,0 +1,50 @@
+"""Limits and key sets of the rules file."""
+
+from __future__ import annotations
+
+import re
+
+from automation_core import webhook
+
+MAX_RULES = 10_000
+MAX_FILE_CHARS = 5_000_000
+MAX_INVITEES = 50
+MAX_FILES = 20
+MAX_IN_VALUES = 1000
+MAX_ACTIVITY_MINUTES = 7 * 24 * 60
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_TOP_KEYS = {"pipelines", "working_time", "rules"}
+_RULE_KEYS = {
+    "id",
+    "trigger",
+    "condition",
+    "when",
+    "position",
+    "after_previous",
+    "enabled",
+    "cancel_on_stage_exit",
+    "action",
+}
+_TIME_KEYS = {"delay", "at", "timezone", "field", "offset", "working_time", "datetime"}
+_ACTION_KEYS = {
+    "create_lead": {"type", "title", "responsible", "pipeline", "stage"},
+    "copy_deal": {"type", "title", "suffix", "target_pipeline", "target_stage", "responsible"},
+    "plan_activity": {
+        "type",
+        "subject",
+        "description",
+        "deadline",
+        "responsible",
+        "color",
+        "calendar",
+        "clients",
+        "invite",
+        "address",
+        "location",
+        "link",
+        "files",
+        "complete_on_stage_exit",
+        "activity_type",
+    },
+    "webhook": webhook.KEYS,
+}
