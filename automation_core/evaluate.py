@@ -1,6 +1,6 @@
 """The pure core's entry point: one stage change in, a Decision (plain data) out.
 
-`evaluate(event, state, index, pipelines)` never reads the clock: every time is derived
+`evaluate(event, state, index)` never reads the clock: every time is derived
 from `event.occurred_at`. The engine keeps `Decision.new_state` per item and produces
 the decision's actions, timer commands and execution records.
 """
@@ -22,7 +22,6 @@ from automation_core.model import (
     CompleteActivities,
     Execution,
     ExecutionStatus,
-    Pipeline,
     Rule,
     StageChanged,
     TimerCommand,
@@ -115,18 +114,10 @@ def rule_index_from(rules: Iterable[Rule], previous: RuleIndex | None = None) ->
     return RuleIndex(by_trigger, by_id, tuple(invalid))
 
 
-def evaluate(
-    event: StageChanged,
-    state: ItemState | None,
-    index: RuleIndex,
-    pipelines: Mapping[str, Pipeline],
-) -> Decision:
-    """What `event` causes, given the item's previous `state` and the rules.
-
-    `pipelines` is accepted for the engine's convenience; rules carry everything they
-    need (target stages and calendars are resolved when the rules file is validated).
-    """
-    del pipelines
+def evaluate(event: StageChanged, state: ItemState | None, index: RuleIndex) -> Decision:
+    """What `event` causes, given the item's previous `state` and the rules (which carry
+    everything they need: target stages and calendars are resolved when the rules file
+    is validated)."""
     if state is not None and event.event_id in state.recent_event_ids:
         return Decision("duplicate")
     if state is not None and event.occurred_at < state.last_occurred_at:

@@ -1,4 +1,4 @@
-"""The JSON form of StageChanged (DESIGN.md §3): strict validation and the reverse."""
+"""The JSON form of StageChanged (docs/producers.md): strict validation and the reverse."""
 
 from __future__ import annotations
 

@@ -10,13 +10,13 @@ up to the chain limit.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from automation_core.created_items import announcement
 from automation_core.evaluate import Decision, ItemState, RuleIndex, evaluate
-from automation_core.model import Action, Pipeline, StageChanged
+from automation_core.model import Action, StageChanged
 
 MAX_STEPS = 100_000
 """A bound on one run (every chain ends at the chain limit; this bounds the file too)."""
@@ -33,11 +33,9 @@ class Step:
     """The action that created the item this event announces; None for a given event."""
 
 
-def simulate(
-    events: Iterable[StageChanged], index: RuleIndex, pipelines: Mapping[str, Pipeline]
-) -> list[Step]:
+def simulate(events: Iterable[StageChanged], index: RuleIndex) -> list[Step]:
     """What the engine would decide for `events`, in order, and for the items created."""
-    run = _Run(index, pipelines)
+    run = _Run(index)
     for event in events:
         run.created_until(event.occurred_at)
         run.step(event, None)
@@ -46,9 +44,8 @@ def simulate(
 
 
 class _Run:
-    def __init__(self, index: RuleIndex, pipelines: Mapping[str, Pipeline]) -> None:
+    def __init__(self, index: RuleIndex) -> None:
         self._index = index
-        self._pipelines = pipelines
         self._states: dict[str, ItemState] = {}
         self._left: set[tuple[str, str]] = set()
         """(item key, stage entry id) of stage entries left: their timers are cancelled."""
@@ -61,7 +58,7 @@ class _Run:
         if len(self.steps) >= MAX_STEPS:
             raise ValueError(f"more than {MAX_STEPS} steps in one run")
         state = self._states.get(event.key)
-        decision = evaluate(event, state, self._index, self._pipelines)
+        decision = evaluate(event, state, self._index)
         entered = decision.outcome == "processed" and (
             state is None
             or (state.pipeline_id, state.stage_id) != (event.pipeline_id, event.stage_id)

@@ -58,7 +58,7 @@ def main() -> None:
         states: dict[bytes, ItemState] = {}
         decisions.clear()
         for key, event in decoded:
-            decision = evaluate(event, states.get(key), registry.index, registry.pipelines)
+            decision = evaluate(event, states.get(key), registry.index)
             if decision.new_state is not None:
                 states[key] = decision.new_state
             decisions.append(decision)

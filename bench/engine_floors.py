@@ -64,7 +64,7 @@ def prepare(
     work: dict[bytes, EventWork] = {}
     for key, value in events:
         event = codec.decode_as(value, StageChanged)
-        decision = evaluate(event, states.get(key), registry.index, registry.pipelines)
+        decision = evaluate(event, states.get(key), registry.index)
         if decision.new_state is not None:
             states[key] = decision.new_state
         new_state = decision.new_state

@@ -59,9 +59,7 @@ def ratios_in(value: Any, path: str = "") -> dict[str, float]:
     return found
 
 
-def run_scenario(
-    name: str, script: str, extra: list[str], env: dict[str, str]
-) -> dict[str, Any]:
+def run_scenario(name: str, script: str, extra: list[str], env: dict[str, str]) -> dict[str, Any]:
     # Only this scenario's files: others may write bench/results/ at the same time.
     pattern = f"{name}-*.json"
     before = set(RESULTS.glob(pattern)) if RESULTS.exists() else set()

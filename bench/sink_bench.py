@@ -254,9 +254,7 @@ def sink_rate(s: Settings, server_url: str, actions: list[Action]) -> dict[str, 
             warmup = records(s, mixed_actions(8, "warmup"))
             produce_all(s, warmup)
             group = s.group(postgres_process.GROUP)  # prefixed since 9782395
-            wait_until(
-                lambda: committed_messages(watch, group) >= len(warmup), 60, "the warm-up"
-            )
+            wait_until(lambda: committed_messages(watch, group) >= len(warmup), 60, "the warm-up")
             before_rows = table_rows(watch)
 
             prepared = records(s, actions)

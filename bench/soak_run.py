@@ -94,8 +94,7 @@ def events(count: int, run: str) -> list[StageChanged]:
 def expected_actions(sent: list[StageChanged]) -> set[str]:
     rules = validate_rules_file(RULES)
     index = rule_index_from(rules.rules)
-    pipelines = {p.id: p for p in rules.pipelines}
-    steps = simulate(sent, index, pipelines)
+    steps = simulate(sent, index)
     return {action.action_id for step in steps for action in step.decision.actions}
 
 

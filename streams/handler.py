@@ -65,7 +65,7 @@ class StageChangeHandler:
     ) -> Handled:
         try:
             event = self._decode(key, value)
-            decision = evaluate(event, state, self._registry.index, self._registry.pipelines)
+            decision = evaluate(event, state, self._registry.index)
         except (codec.InvalidMessage, InvalidEvent) as exc:
             reason = getattr(exc, "reason", "invalid_event")
             return Handled([self._dead_letter(key, value, source, exc, reason)], None)

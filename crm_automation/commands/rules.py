@@ -113,10 +113,9 @@ def test(
     except (OSError, InvalidEvent) as exc:
         typer.echo(f"invalid events: {exc}", err=True)
         raise typer.Exit(1) from None
-    pipelines = {p.id: p for p in rules.pipelines}
     zones = rule_zones(rules)
     try:
-        steps = simulate(events, rule_index_from(rules.rules), pipelines)
+        steps = simulate(events, rule_index_from(rules.rules))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -85,7 +85,7 @@ def _seed_records() -> list[codec.TopLevel]:
     ]
     return [
         record
-        for step in simulate(events, rule_index_from(rules.rules), {})
+        for step in simulate(events, rule_index_from(rules.rules))
         for record in (
             *step.decision.actions,
             *step.decision.completions,

@@ -42,8 +42,7 @@ SEEK_DELAY = "2"
 def immediate_actions(events: list[StageChanged]) -> set[str]:
     rules = validate_rules_file(RULES)
     index = rule_index_from(rules.rules)
-    pipelines = {p.id: p for p in rules.pipelines}
-    steps = simulate(events, index, pipelines)
+    steps = simulate(events, index)
     return {action.action_id for step in steps for action in step.decision.actions}
 
 

@@ -146,9 +146,8 @@ def expected_actions(events: Iterable[StageChanged]) -> dict[str, Expected]:
     """The actions the pure core decides for `events` in this order (one engine's view)."""
     rules = validate_rules_file(RULES)
     index = rule_index_from(rules.rules)
-    pipelines = {p.id: p for p in rules.pipelines}
     out: dict[str, Expected] = {}
-    for step in simulate(events, index, pipelines):
+    for step in simulate(events, index):
         decided = [(a, a.occurred_at) for a in step.decision.actions]
         decided += [(t.action, t.due_at) for t in step.decision.timers if t.action is not None]
         for action, due in decided:

@@ -20,7 +20,7 @@ from tests.unit.rule_builders import event, index, item, utc
 
 
 def run(rules: str, **event_changes: Any) -> Any:
-    return evaluate(event(**event_changes), None, index(rules), {})
+    return evaluate(event(**event_changes), None, index(rules))
 
 
 def only_payload(rules: str, **event_changes: Any) -> Any:
@@ -312,18 +312,16 @@ def test_a_rule_that_opts_out_of_cancellation_is_scheduled_without_a_stage_entry
 
 def test_reentering_a_stage_fires_its_rules_again_with_new_ids() -> None:
     idx = index(COPY % "")
-    first = evaluate(event("WON", event_id="e1"), None, idx, {})
+    first = evaluate(event("WON", event_id="e1"), None, idx)
     assert first.new_state is not None
-    away = evaluate(
-        event("LOST", event_id="e2", at="2026-11-27T10:00:00Z"), first.new_state, idx, {}
-    )
+    away = evaluate(event("LOST", event_id="e2", at="2026-11-27T10:00:00Z"), first.new_state, idx)
     assert away.new_state is not None
-    back = evaluate(event("WON", event_id="e3", at="2026-11-28T10:00:00Z"), away.new_state, idx, {})
+    back = evaluate(event("WON", event_id="e3", at="2026-11-28T10:00:00Z"), away.new_state, idx)
     assert len(back.actions) == 1 and back.actions[0].action_id != first.actions[0].action_id
 
 
 def test_an_event_for_the_stage_the_item_is_already_in_fires_nothing() -> None:
     state = ItemState("sales", "WON", "e1", utc("2026-11-26T09:00:00Z"), ("e1",))
-    decision = evaluate(event("WON", event_id="e2"), state, index(COPY % ""), {})
+    decision = evaluate(event("WON", event_id="e2"), state, index(COPY % ""))
     assert decision.outcome == "processed" and decision.executions == ()
     assert decision.new_state is not None and decision.new_state.stage_entry_id == "e1"

@@ -42,7 +42,6 @@ def test_a_schedule_with_and_without_its_message_stores_the_same_action_bytes() 
     assert schedule_of(command, codec.encode(command)).action == schedule_of(command).action
 
 
-
 @given(timer_commands)
 def test_naming_the_union_branches_writes_the_bytes_of_plain_dicts(command: TimerCommand) -> None:
     avro = records.timer_command_to_avro(command)
@@ -57,9 +56,7 @@ def test_naming_the_union_branches_writes_the_bytes_of_plain_dicts(command: Time
 def _without_branch_names(value: Any) -> Any:
     """Tuple notation replaced by the bare record, except the payload (several records)."""
     if isinstance(value, dict):
-        return {
-            k: v if k == "payload" else _without_branch_names(v) for k, v in value.items()
-        }
+        return {k: v if k == "payload" else _without_branch_names(v) for k, v in value.items()}
     if isinstance(value, tuple):
         return _without_branch_names(value[1])
     if isinstance(value, list):

@@ -206,7 +206,7 @@ def test_the_analysts_decoder_reads_the_engines_actions_and_executions(doc_dir: 
     ]
     lines = [
         namespace["describe"](*namespace["decode"](codec.encode(record)))
-        for step in simulate(events, rule_index_from(rules.rules), {})
+        for step in simulate(events, rule_index_from(rules.rules))
         for record in (
             *step.decision.actions,
             *step.decision.completions,

@@ -20,7 +20,7 @@ COPY = """
 
 
 def test_won_deal_is_copied_at_once_into_the_first_installation_stage() -> None:
-    decision = evaluate(event("WON"), None, index(COPY), {})
+    decision = evaluate(event("WON"), None, index(COPY))
     assert decision.outcome == "processed"
     [action] = decision.actions
     assert action.mode is ActionMode.IMMEDIATE
@@ -43,7 +43,7 @@ def test_won_deal_is_copied_at_once_into_the_first_installation_stage() -> None:
 
 def test_leaving_a_stage_cancels_its_timers_and_completes_its_activities() -> None:
     state = ItemState("sales", "APPROVAL", "evt-0", utc("2026-11-25T10:00:00Z"), ("evt-0",))
-    decision = evaluate(event("WON"), state, index(COPY), {})
+    decision = evaluate(event("WON"), state, index(COPY))
     [cancel] = decision.cancels
     assert cancel.kind is TimerCommandKind.CANCEL_STAGE_ENTRY
     assert (cancel.item_key, cancel.stage_entry_id) == ("DEAL:4711", "evt-0")
@@ -53,15 +53,15 @@ def test_leaving_a_stage_cancels_its_timers_and_completes_its_activities() -> No
 
 
 def test_a_duplicate_event_yields_an_empty_decision() -> None:
-    first = evaluate(event("WON"), None, index(COPY), {})
-    again = evaluate(event("WON"), first.new_state, index(COPY), {})
+    first = evaluate(event("WON"), None, index(COPY))
+    again = evaluate(event("WON"), first.new_state, index(COPY))
     assert again.outcome == "duplicate"
     assert again.actions == () and again.executions == () and again.new_state is None
 
 
 def test_an_event_older_than_the_last_one_is_stale_and_fires_nothing() -> None:
     state = ItemState("sales", "APPROVAL", "evt-0", utc("2026-11-27T10:00:00Z"), ("evt-0",))
-    decision = evaluate(event("WON"), state, index(COPY), {})
+    decision = evaluate(event("WON"), state, index(COPY))
     assert decision.outcome == "stale"
     [execution] = decision.executions
     assert execution.status is ExecutionStatus.STALE and execution.rule_id == ""

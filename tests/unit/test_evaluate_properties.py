@@ -21,7 +21,6 @@ EXAMPLE = validate_rules_file(
     (Path(__file__).resolve().parents[2] / "config" / "rules.example.yaml").read_text()
 )
 INDEX = rule_index_from(EXAMPLE.rules)
-PIPELINES = {p.id: p for p in EXAMPLE.pipelines}
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 items = st.builds(
@@ -60,13 +59,13 @@ states = st.none() | st.builds(
 @settings(max_examples=150, deadline=None)
 @given(events, states)
 def test_evaluation_is_deterministic(event: StageChanged, state: ItemState | None) -> None:
-    assert evaluate(event, state, INDEX, PIPELINES) == evaluate(event, state, INDEX, PIPELINES)
+    assert evaluate(event, state, INDEX) == evaluate(event, state, INDEX)
 
 
 @settings(max_examples=150, deadline=None)
 @given(events, states)
 def test_no_timer_is_due_before_its_event(event: StageChanged, state: ItemState | None) -> None:
-    decision = evaluate(event, state, INDEX, PIPELINES)
+    decision = evaluate(event, state, INDEX)
     for timer in decision.timers:
         assert timer.due_at is not None and timer.due_at > event.occurred_at
     for action in decision.actions:
@@ -78,10 +77,10 @@ def test_no_timer_is_due_before_its_event(event: StageChanged, state: ItemState 
 def test_a_duplicated_event_yields_nothing_new(
     event: StageChanged, state: ItemState | None
 ) -> None:
-    first = evaluate(event, state, INDEX, PIPELINES)
+    first = evaluate(event, state, INDEX)
     assert first.new_state is not None
     later = first.new_state
-    again = evaluate(event, later, INDEX, PIPELINES)
+    again = evaluate(event, later, INDEX)
     assert again.outcome == "duplicate"
     assert (again.actions, again.timers, again.executions, again.new_state) == ((), (), (), None)
 
@@ -89,27 +88,19 @@ def test_a_duplicated_event_yields_nothing_new(
 @settings(max_examples=100, deadline=None)
 @given(events, st.text(min_size=1, max_size=8))
 def test_ids_depend_only_on_item_event_rule_and_version(event: StageChanged, other: str) -> None:
-    decision = evaluate(event, None, INDEX, PIPELINES)
+    decision = evaluate(event, None, INDEX)
     moved = evaluate(
         dataclasses.replace(event, occurred_at=event.occurred_at + timedelta(hours=1)),
         None,
         INDEX,
-        PIPELINES,
     )
     ids = [e.action_id for e in decision.executions]
     assert ids == [e.action_id for e in moved.executions]
     assert len(set(ids)) == len(ids)
-    renamed = evaluate(
-        dataclasses.replace(event, event_id=event.event_id + other),
-        None,
-        INDEX,
-        PIPELINES,
-    )
+    renamed = evaluate(dataclasses.replace(event, event_id=event.event_id + other), None, INDEX)
     assert not set(ids) & {e.action_id for e in renamed.executions}
     # Another item whose producer reused the event id: ids of its own.
-    other_item = evaluate(
-        dataclasses.replace(event, item_id=event.item_id + other), None, INDEX, PIPELINES
-    )
+    other_item = evaluate(dataclasses.replace(event, item_id=event.item_id + other), None, INDEX)
     assert not set(ids) & {e.action_id for e in other_item.executions}
 
 
