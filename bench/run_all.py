@@ -91,6 +91,7 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
     ("latency_p99_ms_at_500", "latency", "p99_ms_at_500", 250.0, "<"),
     ("scheduler_fire_vs_bare", "scheduler", "fire_vs_bare", 0.5, ">="),
     ("scheduler_lag_p99_s", "scheduler", "lag_p99_s", 1.0, "<"),
+    ("scheduler_ingest_vs_copy", "scheduler", "ingest_vs_copy", 0.5, ">="),
     ("postgres_sink_vs_copy", "sinks", "postgres.ratio_sink_to_copy", 0.5, ">="),
 ]
 

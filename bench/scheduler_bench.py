@@ -42,7 +42,7 @@ from scheduler import timer_store
 from scheduler.fire import FireLoop
 from scheduler.ingest import Ingest
 from scheduler.metrics import SchedulerMetrics
-from scheduler.publisher import KafkaPublisher
+from scheduler.publisher import KafkaPublisher, Outgoing
 from scheduler.timer_batch import TimerBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -187,8 +187,13 @@ def copy_rate(url: str, count: int, size: int, tag: str) -> float:
         return count / elapsed
 
 
-def bare_fire_rate(url: str, burst: int, due: datetime) -> float:
-    """The ceiling: claim 1,000 FOR UPDATE SKIP LOCKED, mark fired, commit; no Kafka."""
+def bare_fire_rate(
+    url: str, burst: int, due: datetime, producer: Producer | None, topic: str
+) -> float:
+    """The floor: claim 1,000 FOR UPDATE SKIP LOCKED, produce each one's stored action
+    bytes and confirm them (the scheduler's producer settings), mark fired, commit. It
+    does what firing must do and nothing else: no Execution records, no domain objects,
+    no metrics."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO timers_copy SELECT timer_id || '-bare', item_key, stage_entry_id,"
@@ -200,16 +205,20 @@ def bare_fire_rate(url: str, burst: int, due: datetime) -> float:
         started, fired = time.perf_counter(), 0
         while True:
             with conn.transaction():
-                ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT timer_id FROM timers_copy WHERE status = 'pending' AND due_at <= %s"
-                        " ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
-                        (due,),
-                    )
-                ]
-                if not ids:
+                claimed = conn.execute(
+                    "SELECT timer_id, item_key, action FROM timers_copy"
+                    " WHERE status = 'pending' AND due_at <= %s"
+                    " ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
+                    (due,),
+                ).fetchall()
+                if not claimed:
                     break
+                ids = [timer_id for timer_id, _key, _action in claimed]
+                if producer is not None:
+                    kafka_clients.produce_and_confirm(
+                        producer,
+                        [Outgoing(topic, key.encode(), bytes(a)) for _t, key, a in claimed],
+                    )
                 conn.execute(
                     "UPDATE timers_copy SET status = 'fired', fired_at = now()"
                     " WHERE timer_id = ANY(%s)",
@@ -358,8 +367,14 @@ def run(
     out["fire_rate"] = burst / float(stats[0])
     out["lag_p50_s"], out["lag_p99_s"] = (float(x) for x in stats[1])
     out["rss_mb_peak"] = rss_mb()
-    print("bare SQL claim/mark/commit loop ...", flush=True)
-    out["bare_fire_rate"] = bare_fire_rate(url, burst, due)
+    print("floor: claim, produce the stored actions, confirm, mark, commit ...", flush=True)
+    out["bare_fire_rate"] = bare_fire_rate(
+        url,
+        burst,
+        due,
+        Producer(kafka_clients.producer_config(settings)) if kafka else None,
+        f"{prefix}{topics.ACTIONS}",
+    )
     out["fire_vs_bare"] = out["fire_rate"] / out["bare_fire_rate"]
     for f in fires:
         f.close()
@@ -380,7 +395,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
         (
             "firing, burst due at once",
             f"{r['fire_rate']:,.0f} timers/s",
-            f"{r['fire_vs_bare']:.2f} x bare SQL loop ({r['bare_fire_rate']:,.0f}/s)",
+            f"{r['fire_vs_bare']:.2f} x floor loop ({r['bare_fire_rate']:,.0f}/s)",
         ),
         (
             "firing lag p50 / p99",

@@ -13,8 +13,9 @@ execution record per action are produced to fresh `automation.actions` and
 `sinks.postgres.process.run`, already in its group after a warm-up) sees all of them at
 once. Its rate runs from the transaction's commit to the Postgres commit that stores the
 last offset. The ceiling, in the same run: the same rows (decoded for free) COPYed in
-binary, batch by batch, one transaction per batch, straight into the same tables of a
-second fresh database. Ratio = sink rows/s / COPY rows/s (target >= 0.5). A second
+binary, batch by batch, one transaction per batch with the batch's offsets, straight
+into the same tables of a second fresh database. Ratio = sink rows/s / COPY rows/s
+(target >= 0.5). A second
 reference: a plain loop that consumes the same records from Kafka, decodes them, builds
 the same rows and COPYs them (the least any Python sink must do). Each reference runs
 before and after the sink; their mean is used.
@@ -63,7 +64,7 @@ from automation_core.model import (
     PlanActivity,
 )
 from crm_automation.stack import Stack
-from runtime import codec, db, kafka_clients, topics
+from runtime import codec, db, kafka_clients, offsets, topics
 from runtime.consume import poll_batch
 from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
@@ -292,7 +293,8 @@ _COPY_TARGETS = (
 
 
 def plain_copy_rate(server_url: str, s: Settings, actions: list[Action]) -> dict[str, Any]:
-    """The ceiling: the sink's rows, decoded for free, binary-COPYed batch by batch."""
+    """The floor: the sink's rows, decoded for free, binary-COPYed batch by batch, each
+    batch's transaction also storing its offsets (as the sink's does; 6 partitions)."""
     url = fresh_database(server_url, "bench_copy")
     try:
         batches = []
@@ -304,9 +306,14 @@ def plain_copy_rate(server_url: str, s: Settings, actions: list[Action]) -> dict
         with psycopg.connect(url) as conn:
             types = column_types(conn)
             elapsed, count = 0.0, 0
-            for rows in batches:
+            for number, rows in enumerate(batches):
+                next_offsets = {
+                    (s.topic(t), p): (number + 1) * s.batch_size
+                    for t in (topics.ACTIONS, topics.EXECUTIONS)
+                    for p in range(6)
+                }
                 started = time.perf_counter()
-                count += copy_rows(conn, types, rows)
+                count += copy_rows(conn, types, rows, next_offsets)
                 elapsed += time.perf_counter() - started
         return {"rows": count, "seconds": elapsed}
     finally:
@@ -315,8 +322,8 @@ def plain_copy_rate(server_url: str, s: Settings, actions: list[Action]) -> dict
 
 def plain_loop_rate(server_url: str, s: Settings, messages: int) -> dict[str, Any]:
     """The least any Python sink must do: consume the same topics in batches, decode, build
-    the same rows and COPY them straight into the tables (no staging, conflicts, offsets
-    or relay), one transaction per batch."""
+    the same rows and COPY them straight into the tables with the batch's offsets (no
+    staging, conflicts or relay), one transaction per batch."""
     url = fresh_database(server_url, "bench_loop")
     consumer = Consumer(kafka_clients.consumer_config(s, f"bench-loop-{uuid.uuid4().hex[:6]}"))
     consumer.subscribe([s.topic(topics.ACTIONS), s.topic(topics.EXECUTIONS)])
@@ -332,13 +339,16 @@ def plain_loop_rate(server_url: str, s: Settings, messages: int) -> dict[str, An
                     started = time.perf_counter()  # the group join is not the loop's work
                 seen += len(batch)
                 rows = Rows(announce_topic=s.topic(topics.STAGE_CHANGES))
+                next_offsets = {
+                    (m.topic() or "", m.partition() or 0): (m.offset() or 0) + 1 for m in batch
+                }
                 for message in batch:
                     record = codec.decode(message.value() or b"")
                     if isinstance(record, Action):
                         rows.add_action(record)
                     elif isinstance(record, Execution):
                         rows.add_execution(record)
-                count += copy_rows(conn, types, rows)
+                count += copy_rows(conn, types, rows, next_offsets)
             return {"rows": count, "seconds": time.perf_counter() - started}
     finally:
         consumer.close()
@@ -346,10 +356,14 @@ def plain_loop_rate(server_url: str, s: Settings, messages: int) -> dict[str, An
 
 
 def copy_rows(
-    conn: psycopg.Connection, types: dict[tuple[str, tuple[str, ...]], list[str]], rows: Rows
+    conn: psycopg.Connection,
+    types: dict[tuple[str, tuple[str, ...]], list[str]],
+    rows: Rows,
+    next_offsets: dict[tuple[str, int], int],
 ) -> int:
     count = 0
     with conn.transaction(), conn.cursor() as cur:
+        offsets.store_offsets(cur, "bench-floor", next_offsets)
         for attr, table, columns in _COPY_TARGETS:
             batch = getattr(rows, attr)
             if not batch:
