@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import psycopg
@@ -20,7 +21,8 @@ from scheduler.publisher import Outgoing, Publisher
 
 logger = logging.getLogger(__name__)
 
-# Counting pending timers scans the partial index: cheap, but not for every batch.
+# Counting pending timers scans the partial index (a second or more with millions
+# pending): every 10 s, on a thread and connection of its own, never on the fire loop's.
 _PENDING_REFRESH_SECONDS = 10.0
 
 
@@ -60,6 +62,9 @@ class FireLoop:
         self._wake = threading.Event()
         self._planned_wake: datetime | None = None
         self._pending_refreshed = 0.0
+        self._counter = ThreadPoolExecutor(1, thread_name_prefix="scheduler-pending")
+        self._counting: Future[None] | None = None
+        self._count_conn: psycopg.Connection | None = None
 
     def notify_due(self, due_at: datetime | None) -> None:
         """Ingest stored a timer due at `due_at`: wake now if it is due before the plan."""
@@ -145,9 +150,26 @@ class FireLoop:
         return wait
 
     def _refresh_pending(self) -> None:
-        if time.monotonic() - self._pending_refreshed >= _PENDING_REFRESH_SECONDS:
-            self._metrics.pending.set(timer_store.pending_count(self._conn))
-            self._pending_refreshed = time.monotonic()
+        """Start a count of the pending timers if the last is 10 s old and done."""
+        if time.monotonic() - self._pending_refreshed < _PENDING_REFRESH_SECONDS:
+            return
+        if self._counting is not None and not self._counting.done():
+            return
+        self._pending_refreshed = time.monotonic()
+        self._counting = self._counter.submit(self._count_pending)
+
+    def _count_pending(self) -> None:
+        try:
+            if self._count_conn is None or self._count_conn.closed or self._count_conn.broken:
+                self._count_conn = self._connect()
+            self._metrics.pending.set(timer_store.pending_count(self._count_conn))
+        except psycopg.Error as exc:  # the gauge waits for the next round; firing goes on
+            logger.warning("counting pending timers failed: %s", type(exc).__name__)
+            if self._count_conn is not None:
+                self._count_conn.close()
 
     def close(self) -> None:
+        self._counter.shutdown(wait=True)
+        if self._count_conn is not None:
+            self._count_conn.close()
         self._conn.close()
