@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import sys
 
 import typer
 from confluent_kafka import KafkaException
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from crm_automation.commands import (
     db,
@@ -24,7 +26,7 @@ from crm_automation.commands import (
     topics,
 )
 from crm_automation.commands._common import configured_settings
-from runtime import kafka_clients, logging_setup
+from runtime import config_check, kafka_clients, logging_setup
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +74,12 @@ app.add_typer(dlq.app, name="dlq")
 
 def main() -> None:
     """Load the settings (a clear message if invalid), configure logging, run the command."""
+    for warning in config_check.unknown_variables(os.environ):
+        sys.stderr.write(f"{warning}\n")
     try:
         settings = configured_settings()
-    except ValidationError as exc:
-        sys.stderr.write(f"error: invalid CRM_AUTOMATION_* configuration:\n{exc}\n")
+    except (ValidationError, SettingsError) as exc:
+        sys.stderr.write("".join(f"{line}\n" for line in config_check.describe(exc)))
         sys.exit(2)
     logging_setup.configure(settings)
     try:

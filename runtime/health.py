@@ -12,6 +12,7 @@ configured; prometheus_client's own server would bind 0.0.0.0):
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import signal
 import socket
@@ -20,7 +21,14 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from runtime.settings import Settings
 
@@ -168,14 +176,39 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def process_registry(process: str) -> CollectorRegistry:
+    """A process's registry: its own metrics plus the standard `process_*` (CPU, memory,
+    open files) and `python_info` collectors, and `crm_automation_build_info` (version,
+    process) so dashboards can tell which version runs where."""
+    registry = CollectorRegistry()
+    register_process_metrics(registry, process)
+    return registry
+
+
+def register_process_metrics(registry: CollectorRegistry, process: str) -> None:
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    Info("crm_automation_build", "The running crm-automation.", registry=registry).info(
+        {"version": _version(), "process": process.replace(" ", "-")}
+    )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("crm-automation")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def run_until_stopped(
     settings: Settings,
+    process: str,
     port: int,
     target: Callable[[CollectorRegistry, threading.Event], None],
     readiness: Readiness | None = None,
 ) -> None:
     """Serve the endpoints, then run `target(registry, stop)` until a signal stops it."""
-    registry = CollectorRegistry()
+    registry = process_registry(process)
     server = serve(settings, port, registry, readiness or Readiness())
     try:
         target(registry, stop_on_signals())

@@ -111,15 +111,24 @@ ProcessBody = Callable[[CollectorRegistry, threading.Event, Readiness], None]
 
 
 def run_consuming_process(
-    s: Settings, name: str, port: int, group: str, sources: list[str], body: ProcessBody
+    s: Settings,
+    name: str,
+    port: int,
+    group: str,
+    sources: list[str],
+    body: ProcessBody,
+    *,
+    needs_database: bool = True,
 ) -> None:
-    """Run `body` as a processor that consumes `sources` as `group` and writes to Postgres.
+    """Run `body` as a processor that consumes `sources` as `group`.
 
-    /readyz needs the processor's own "consuming" condition and a database that answers;
-    the group's consumer lag is reported while it runs; SIGTERM sets `stop`.
+    /readyz needs the processor's own "consuming" condition and, if it writes to Postgres,
+    a database that answers; the group's consumer lag is reported while it runs; SIGTERM
+    sets `stop`.
     """
     readiness = consuming(name)
-    readiness.add_probe("postgres", database_probe(s))
+    if needs_database:
+        readiness.add_probe("postgres", database_probe(s))
 
     def target(registry: CollectorRegistry, stop: threading.Event) -> None:
         lag = ConsumerLagMonitor(s, s.group(group), sources, registry, readiness).start()
@@ -128,4 +137,4 @@ def run_consuming_process(
         finally:
             lag.stop()
 
-    run_until_stopped(s, port, target, readiness)
+    run_until_stopped(s, name, port, target, readiness)

@@ -6,12 +6,11 @@ import logging
 import sys
 
 import faust
-from prometheus_client import CollectorRegistry
 
 from crm_automation.commands._common import settings
 from runtime import topics
 from runtime.consumer_lag import ConsumerLagMonitor
-from runtime.health import consuming, serve
+from runtime.health import consuming, process_registry, serve
 from streams.app import build_engine, group_id
 from streams.faust_compat import IncompatibleFaust, check_versions
 from streams.liveness import stall_watchdog
@@ -25,7 +24,7 @@ def engine() -> None:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
     s = settings()
-    registry = CollectorRegistry()
+    registry = process_registry("engine")
     readiness = consuming("engine")
     app = build_engine(s, registry, readiness=readiness)
     lag = ConsumerLagMonitor(

@@ -64,4 +64,5 @@ def webhook() -> None:
         lambda registry, stop, readiness: webhook_process.run(
             s, SinkMetrics.create(registry), stop, readiness=readiness
         ),
+        needs_database=False,
     )

@@ -67,6 +67,9 @@ EXPECTED = {
         "crm_automation_consumer_lag",
     ],
 }
+# Every process: its version (1 per running process) and the standard process metrics.
+for _samples in EXPECTED.values():
+    _samples += ["crm_automation_build_info", "process_resident_memory_bytes"]
 # Registered in every process of that kind, but only a fault makes them move.
 REGISTERED_ONLY = {
     "scheduler": ["crm_automation_scheduler_retries", "crm_automation_dlq_messages"],
