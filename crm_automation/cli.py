@@ -59,6 +59,8 @@ def _root(
     ),
 ) -> None:
     """Streaming engine for CRM automation rules on pipeline stages."""
+
+
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")

@@ -31,6 +31,8 @@ def settings() -> Settings:
     return Stack(configured_settings()).resolved_settings()
 
 
+EXIT_KAFKA = 3
+"""Kafka refused the client or did not confirm a delivery."""
 EXIT_KAFKA_UNREACHABLE = 4
 EXIT_DATABASE_UNREACHABLE = 5
 _REACH_SECONDS = 3.0

@@ -24,7 +24,7 @@ from confluent_kafka import (
 
 from automation_core.errors import InvalidEvent
 from automation_core.event_json import parse_stage_changed
-from crm_automation.commands._common import kafka_settings
+from crm_automation.commands._common import EXIT_KAFKA, kafka_settings
 from runtime import codec, kafka_clients, topics
 from runtime.codec.json_view import avro_to_json
 from runtime.kafka_clients import DeliveryFailed, Outgoing
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 app = typer.Typer(no_args_is_help=True, help="Produce and read contract events.")
 
 EXIT_INVALID_LINES = 1
-EXIT_KAFKA = 3
 
 
 @contextmanager

@@ -32,8 +32,8 @@ from automation_core.rule_errors import RulesInvalid
 from automation_core.rule_spec import PlanActivitySpec, rule_from_spec
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
-from crm_automation.commands._common import kafka_settings
-from runtime import rules_topic
+from crm_automation.commands._common import EXIT_KAFKA, kafka_settings
+from runtime import kafka_clients, rules_topic
 from runtime.codec import records as codec_records
 from runtime.codec.json_view import avro_to_json
 from runtime.settings import Settings
@@ -306,10 +306,17 @@ def apply(
     warn_about_cycles(file, validated)
     s = kafka_settings()
     plan = rules_topic.plan_apply(validated, rules_topic.read_published(s), prune)
+    if not dry_run and not plan.empty:
+        # What was published is said only once Kafka confirmed every record of it.
+        try:
+            rules_topic.execute(
+                s, plan, datetime.now(UTC), cancel_changed=pending is Pending.CANCEL
+            )
+        except kafka_clients.DeliveryFailed as exc:
+            typer.echo(f"error: Kafka did not confirm the rules ({exc}); run apply again", err=True)
+            raise typer.Exit(EXIT_KAFKA) from None
     _describe_plan(plan, "would" if dry_run else "publish")
     _describe_pending(s, plan, pending, "would" if dry_run else "will")
-    if not dry_run and not plan.empty:
-        rules_topic.execute(s, plan, datetime.now(UTC), cancel_changed=pending is Pending.CANCEL)
 
 
 def _describe_pending(s: Settings, plan: rules_topic.Plan, pending: Pending, verb: str) -> None:
