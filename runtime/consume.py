@@ -21,6 +21,7 @@ way for each:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -41,7 +42,13 @@ from confluent_kafka import (
 )
 
 from runtime import codec, kafka_clients, offsets
-from runtime.dlq import ConsumedMessage, DeadLetter, dead_letter_of, position
+from runtime.dlq import (
+    STAGE_VALUE_CONVERTER,
+    ConsumedMessage,
+    DeadLetter,
+    dead_letter_of,
+    position,
+)
 from runtime.health import Readiness
 from runtime.kafka_clients import Outgoing
 from runtime.retry import Backoff, retry
@@ -102,7 +109,17 @@ def decode_batch(messages: Sequence[ConsumedMessage], decode: Callable[[bytes], 
                 raise codec.InvalidMessage("null_value", "record without a value")
             record = decode(value)
         except codec.InvalidMessage as exc:
-            batch.dead.append(dead_letter_of(message, "InvalidMessage", exc.reason, str(exc)))
+            batch.dead.append(
+                dead_letter_of(
+                    message,
+                    "InvalidMessage",
+                    exc.reason,
+                    str(exc),
+                    stage=STAGE_VALUE_CONVERTER,
+                    executing_class="runtime.codec",
+                    error=exc,
+                )
+            )
             continue
         batch.records.append(record)
         batch.messages.append(message)
@@ -125,17 +142,25 @@ class DeadLetters:
     """The dead-letter topic: letters produced and confirmed, counted by reason, logged."""
 
     def __init__(
-        self, producer: Producer, topic: str, count: Callable[[str], None], timeout: float = 30.0
+        self,
+        producer: Producer,
+        topic: str,
+        count: Callable[[str], None],
+        *,
+        process: str,
+        timeout: float = 30.0,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._count = count
+        self._process = process
         self._timeout = timeout
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         """Returns once every letter is confirmed (`DeliveryFailed` otherwise)."""
         if not letters:
             return
+        letters = [dataclasses.replace(d, process=d.process or self._process) for d in letters]
         kafka_clients.produce_and_confirm(
             self._producer,
             [Outgoing(self._topic, d.key, d.value, d.headers()) for d in letters],

@@ -1,7 +1,8 @@
-"""Dead-letter records: the original bytes with Kafka Connect-style error headers."""
+"""Dead-letter records: the original bytes with Kafka Connect's error headers."""
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,9 +12,22 @@ HEADER_PARTITION = "__connect.errors.partition"
 HEADER_OFFSET = "__connect.errors.offset"
 HEADER_CLASS = "__connect.errors.exception.class.name"
 HEADER_MESSAGE = "__connect.errors.exception.message"
+HEADER_STACKTRACE = "__connect.errors.exception.stacktrace"
+HEADER_CONNECTOR = "__connect.errors.connector.name"
+HEADER_TASK = "__connect.errors.task.id"
+HEADER_STAGE = "__connect.errors.stage"
+HEADER_EXECUTING_CLASS = "__connect.errors.class.name"
 HEADER_REASON = "crm_automation.errors.reason"
 
+# Kafka Connect's stages, as they apply here: a message that does not decode, a record
+# the rules could not process, a write the target refused, an output too large to produce.
+STAGE_VALUE_CONVERTER = "VALUE_CONVERTER"
+STAGE_TRANSFORMATION = "TRANSFORMATION"
+STAGE_TASK_PUT = "TASK_PUT"
+STAGE_KAFKA_PRODUCE = "KAFKA_PRODUCE"
+
 _MAX_MESSAGE = 1000
+_MAX_STACKTRACE = 8000
 
 
 @dataclass(frozen=True)
@@ -28,9 +42,16 @@ class DeadLetter:
     error_class: str
     reason: str
     message: str
+    stage: str = ""
+    """Kafka Connect's stage name (`STAGE_*`)."""
+    executing_class: str = ""
+    """The class or module that met the error."""
+    stacktrace: str = ""
+    process: str = ""
+    """The process that dead-lettered it (Connect's connector name), set on sending."""
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
-        return [
+        headers: list[tuple[str, str | bytes | None]] = [
             (HEADER_TOPIC, self.source_topic.encode()),
             (HEADER_PARTITION, str(self.source_partition).encode()),
             (HEADER_OFFSET, str(self.source_offset).encode()),
@@ -38,6 +59,16 @@ class DeadLetter:
             (HEADER_MESSAGE, self.message[:_MAX_MESSAGE].encode("utf-8", "replace")),
             (HEADER_REASON, self.reason.encode()),
         ]
+        for name, text in (
+            (HEADER_STAGE, self.stage),
+            (HEADER_EXECUTING_CLASS, self.executing_class),
+            (HEADER_CONNECTOR, self.process),
+            (HEADER_TASK, "0" if self.process else ""),
+            (HEADER_STACKTRACE, self.stacktrace[-_MAX_STACKTRACE:]),
+        ):
+            if text:
+                headers.append((name, text.encode("utf-8", "replace")))
+        return headers
 
 
 class ConsumedMessage(Protocol):
@@ -59,9 +90,17 @@ def position(message: ConsumedMessage) -> tuple[str, int, int]:
 
 
 def dead_letter_of(
-    message: ConsumedMessage, error_class: str, reason: str, text: str
+    message: ConsumedMessage,
+    error_class: str,
+    reason: str,
+    text: str,
+    *,
+    stage: str = "",
+    executing_class: str = "",
+    error: BaseException | None = None,
 ) -> DeadLetter:
-    """The dead letter for a consumed message that can never be processed."""
+    """The dead letter for a consumed message that can never be processed (`error`: the
+    exception met, for its stack trace)."""
     topic, partition, offset = position(message)
     key, value = message.key(), message.value()
     return DeadLetter(
@@ -73,4 +112,11 @@ def dead_letter_of(
         error_class=error_class,
         reason=reason,
         message=text,
+        stage=stage,
+        executing_class=executing_class,
+        stacktrace=stacktrace_of(error),
     )
+
+
+def stacktrace_of(error: BaseException | None) -> str:
+    return "" if error is None else "".join(traceback.format_exception(error))

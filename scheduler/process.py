@@ -75,6 +75,7 @@ def run(
             ingest_producer,
             settings.topic(topics.DLQ),
             lambda reason: metrics.dlq.labels("scheduler", reason).inc(),
+            process="scheduler",
         ),
         stop=stop,
         batch_size=settings.batch_size,

@@ -12,7 +12,13 @@ from automation_core.errors import InvalidEvent
 from automation_core.evaluate import Decision, ItemState, evaluate
 from automation_core.model import StageChanged, TimerCommand
 from runtime import codec, topics
-from runtime.dlq import DeadLetter
+from runtime.dlq import (
+    STAGE_KAFKA_PRODUCE,
+    STAGE_TRANSFORMATION,
+    STAGE_VALUE_CONVERTER,
+    DeadLetter,
+    stacktrace_of,
+)
 from runtime.kafka_clients import Outgoing
 from runtime.settings import Settings
 from streams.metrics import EngineMetrics
@@ -68,12 +74,20 @@ class StageChangeHandler:
             decision = evaluate(event, state, self._registry.index)
         except (codec.InvalidMessage, InvalidEvent) as exc:
             reason = getattr(exc, "reason", "invalid_event")
-            return Handled([self._dead_letter(key, value, source, exc, reason)], None)
+            stage = (
+                STAGE_VALUE_CONVERTER
+                if isinstance(exc, codec.InvalidMessage)
+                else STAGE_TRANSFORMATION
+            )
+            return Handled([self._dead_letter(key, value, source, exc, reason, stage)], None)
         out = self.records(event.key.encode(), decision)
         largest = max(map(_size, out), default=0)
         if largest > MAX_RECORD_BYTES:
             too_large = InvalidEvent(f"an output record of {largest} bytes is over the limit")
-            return Handled([self._dead_letter(key, value, source, too_large, "too_large")], None)
+            letter = self._dead_letter(
+                key, value, source, too_large, "too_large", STAGE_KAFKA_PRODUCE
+            )
+            return Handled([letter], None)
         self._count(decision)
         return Handled(out, decision.new_state)
 
@@ -112,7 +126,13 @@ class StageChangeHandler:
         return out
 
     def _dead_letter(
-        self, key: bytes | None, value: bytes | None, source: Source, exc: Exception, reason: str
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        source: Source,
+        exc: Exception,
+        reason: str,
+        stage: str,
     ) -> Outgoing:
         self._metrics.events.labels("invalid").inc()
         self._metrics.dlq.labels("engine", reason).inc()
@@ -132,6 +152,10 @@ class StageChangeHandler:
             error_class=type(exc).__name__,
             reason=reason,
             message=str(exc),
+            stage=stage,
+            executing_class="streams.handler.StageChangeHandler",
+            stacktrace=stacktrace_of(exc),
+            process="engine",
         )
         if len(key or b"") + len(value or b"") > MAX_RECORD_BYTES:
             # Too big to produce again: the headers say where the original is.

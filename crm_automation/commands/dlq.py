@@ -50,6 +50,9 @@ class Letter:
             "source_offset": self.headers.get(dlq.HEADER_OFFSET),
             "error_class": self.headers.get(dlq.HEADER_CLASS),
             "message": self.headers.get(dlq.HEADER_MESSAGE),
+            "process": self.headers.get(dlq.HEADER_CONNECTOR),
+            "stage": self.headers.get(dlq.HEADER_STAGE),
+            "stacktrace": self.headers.get(dlq.HEADER_STACKTRACE),
             "value_bytes": None if self.value is None else len(self.value),
         }
 

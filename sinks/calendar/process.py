@@ -18,7 +18,7 @@ from automation_core.model import Action, ActionMode, PlanActivity
 from runtime import codec, kafka_clients, topics
 from runtime.clock import Clock, SystemClock
 from runtime.consume import Batch, ConsumeLoop, DeadLetters, KafkaOffsets, decode_as
-from runtime.dlq import dead_letter_of
+from runtime.dlq import STAGE_TASK_PUT, dead_letter_of
 from runtime.health import Readiness
 from runtime.kafka_clients import Outgoing
 from runtime.settings import Settings
@@ -83,6 +83,7 @@ def run(
             producer,
             settings.topic(topics.DLQ),
             lambda reason: metrics.dlq.labels(PROCESS, reason).inc(),
+            process="sink-calendar",
         ),
         stop=stop,
         batch_size=settings.batch_size,
@@ -136,7 +137,14 @@ class CalendarStep:
             )
         dead_letters.send(
             [
-                dead_letter_of(batch.messages[index], "CalDAVRejected", error.reason, str(error))
+                dead_letter_of(
+                    batch.messages[index],
+                    "CalDAVRejected",
+                    error.reason,
+                    str(error),
+                    stage=STAGE_TASK_PUT,
+                    executing_class="sinks.calendar.writer.CalendarWriter",
+                )
                 for index, error in outcome.rejected.items()
             ]
         )

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaException, Producer
 from automation_core.model import Action, Execution
 from runtime import kafka_clients, topics
 from runtime.consume import Batch, ConsumeLoop, DeadLetters, PostgresOffsets, decode_as
-from runtime.dlq import dead_letter_of, position
+from runtime.dlq import STAGE_TASK_PUT, dead_letter_of, position
 from runtime.health import Readiness
 from runtime.settings import Settings
 from sinks.metrics import SinkMetrics
@@ -63,6 +63,7 @@ def run(
             producer,
             settings.topic(topics.DLQ),
             lambda reason: metrics.dlq.labels("sink_postgres", reason).inc(),
+            process="sink-postgres",
         ),
         stop=stop,
         batch_size=settings.batch_size,
@@ -160,7 +161,15 @@ class PostgresStep:
                 self.write(rows, next_offsets)
                 written.extend_rows(rows)
             except _PERMANENT as exc:
-                letter = dead_letter_of(message, type(exc).__name__, "rejected", str(exc))
+                letter = dead_letter_of(
+                    message,
+                    type(exc).__name__,
+                    "rejected",
+                    str(exc),
+                    stage=STAGE_TASK_PUT,
+                    executing_class="sinks.postgres.process.PostgresStep",
+                    error=exc,
+                )
                 dead_letters.send([letter])
                 self.write(Rows(), next_offsets)  # only the offset moves past it
         self.write(Rows(), batch.next_offsets)  # past the batch's dead letters too

@@ -28,7 +28,7 @@ from automation_core.model import (
 from runtime import codec, kafka_clients, topics
 from runtime.clock import Clock, SystemClock
 from runtime.consume import Batch, ConsumeLoop, DeadLetters, KafkaOffsets, decode_as
-from runtime.dlq import ConsumedMessage, DeadLetter, dead_letter_of
+from runtime.dlq import STAGE_TASK_PUT, ConsumedMessage, DeadLetter, dead_letter_of
 from runtime.health import Readiness
 from runtime.kafka_clients import Outgoing
 from runtime.retry import Backoff
@@ -101,6 +101,7 @@ def run(
             producer,
             settings.topic(topics.DLQ),
             lambda reason: metrics.dlq.labels(PROCESS, reason).inc(),
+            process="sink-webhook",
         ),
         stop=stop,
         batch_size=settings.batch_size,
@@ -243,4 +244,11 @@ def _failed(action: Action, refusal: Refused, now: datetime) -> Execution:
 
 
 def _letter(message: ConsumedMessage, refusal: Refused) -> DeadLetter:
-    return dead_letter_of(message, "WebhookRefused", refusal.reason, str(refusal))
+    return dead_letter_of(
+        message,
+        "WebhookRefused",
+        refusal.reason,
+        str(refusal),
+        stage=STAGE_TASK_PUT,
+        executing_class="sinks.webhook.delivery.WebhookClient",
+    )

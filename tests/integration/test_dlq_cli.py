@@ -69,6 +69,8 @@ def test_a_dead_letter_is_listed_with_its_reason_and_acted_on_once_replayed(
 
         [letter] = wait_for(lambda: letters(settings, tmp_path), timeout=90, what="the dead letter")
         assert letter["reason"] == "unknown_pipeline"
+        assert (letter["process"], letter["stage"]) == ("engine", "TRANSFORMATION")
+        assert letter["stacktrace"].startswith("Traceback")
         assert letter["source_topic"] == settings.topic(topics.STAGE_CHANGES)
         assert letter["key"] == "DEAL:77"
         assert letters(settings, tmp_path, "--reason", "too_large") == []

@@ -288,7 +288,10 @@ def _loop(
         topics=[TOPIC],
         offsets=PostgresOffsets(database_url, postgres_process.GROUP, stop),
         dead_letters=DeadLetters(
-            Producer(kafka_clients.producer_config(settings)), "unused", lambda _reason: None
+            Producer(kafka_clients.producer_config(settings)),
+            "unused",
+            lambda _reason: None,
+            process="sink-postgres",
         ),
         stop=stop,
         batch_size=10,

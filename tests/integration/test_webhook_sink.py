@@ -177,6 +177,8 @@ def test_refusals_are_dead_lettered_with_their_reason_and_logged_as_failed(
     reasons = {}
     for _at, message in letters:
         headers = dict(message.headers())
+        assert headers["__connect.errors.connector.name"] == b"sink-webhook"
+        assert headers["__connect.errors.stage"] == b"TASK_PUT"
         reasons[codec.decode_as(message.value(), Action).action_id] = headers[
             HEADER_REASON
         ].decode()

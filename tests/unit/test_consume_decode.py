@@ -54,3 +54,18 @@ def test_undecodable_and_unexpected_records_become_dead_letters_and_the_offsets_
         (10, "unexpected_record"),
     ]
     assert batch.next_offsets == {("automation.actions", 0): 11, ("automation.actions", 1): 4}
+
+
+def test_a_dead_letter_carries_kafka_connects_error_headers_with_the_stack_trace() -> None:
+    [letter] = decode_batch([Message(b"not avro", 8)], decode_as(Action)).dead
+    headers = dict(letter.headers())
+    assert headers["__connect.errors.topic"] == b"automation.actions"
+    assert headers["__connect.errors.partition"] == b"0"
+    assert headers["__connect.errors.offset"] == b"8"
+    assert headers["__connect.errors.stage"] == b"VALUE_CONVERTER"
+    assert headers["__connect.errors.class.name"] == b"runtime.codec"
+    assert headers["__connect.errors.exception.class.name"] == b"InvalidMessage"
+    trace = headers["__connect.errors.exception.stacktrace"]
+    assert isinstance(trace, bytes)
+    assert trace.startswith(b"Traceback") and b"InvalidMessage" in trace
+    assert "__connect.errors.connector.name" not in headers  # stamped when it is sent
