@@ -190,6 +190,10 @@ def test_shell_examples_use_real_commands_and_services(block: Block) -> None:
             assert words[2] in {"up", "down", "logs", "ps", "restart", "run", "exec"}, line
             named = [w for w in words[3:] if not w.startswith("-")]
             assert set(named) <= set(services), line
+        elif words[0] == "kubectl":
+            assert words[1] in {"apply", "create", "delete", "get", "rollout"}, line
+            if "-k" in words:
+                assert (ROOT / words[words.index("-k") + 1] / "kustomization.yaml").exists()
         else:
             assert words[0] in {"pg_dump", "pg_restore", "psql", "export"}, line
 
