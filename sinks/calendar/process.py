@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 from automation_core.model import Action, ActionMode, PlanActivity
 from runtime import codec, kafka_clients, topics
 from runtime.clock import Clock, SystemClock
-from runtime.consume import Batch, ConsumeLoop, DeadLetters, KafkaOffsets, decode_as
+from runtime.consume import Batch, DeadLetters, decode_as
 from runtime.dlq import STAGE_TASK_PUT, dead_letter_of
 from runtime.health import Readiness
 from runtime.kafka_clients import Outgoing
@@ -26,13 +26,13 @@ from sinks.calendar.caldav_client import CalDAVClient, CalDAVUnavailable
 from sinks.calendar.events import Addressing
 from sinks.calendar.store import PostgresEventLog, StoreUnavailable
 from sinks.calendar.writer import BatchOutcome, CalendarWriter
+from sinks.loop import sink_loop
 from sinks.metrics import SinkMetrics
 
 logger = logging.getLogger(__name__)
 
 GROUP = "crm-automation-sink-calendar"
 SINK = "calendar"
-PROCESS = "sink_calendar"
 
 
 def build_writer(settings: Settings, clock: Clock) -> CalendarWriter:
@@ -74,22 +74,8 @@ def run(
     writer = writer or build_writer(settings, clock)
     producer = Producer(kafka_clients.producer_config(settings))
     step = CalendarStep(writer, producer, settings.topic(topics.EXECUTIONS), clock, metrics)
-    loop: ConsumeLoop[Action] = ConsumeLoop(
-        step,
-        consumer_config=kafka_clients.consumer_config(settings, group),
-        topics=[settings.topic(topics.ACTIONS)],
-        offsets=KafkaOffsets(),
-        dead_letters=DeadLetters(
-            producer,
-            settings.topic(topics.DLQ),
-            lambda reason: metrics.dlq.labels(PROCESS, reason).inc(),
-            process="sink-calendar",
-        ),
-        stop=stop,
-        batch_size=settings.batch_size,
-        on_retry=metrics.retries.labels(SINK).inc,
-        name=SINK,
-        readiness=readiness,
+    loop = sink_loop(
+        step, settings, metrics, stop, producer, sink=SINK, group=group, readiness=readiness
     )
     logger.info("calendar sink started group=%s", group)
     try:

@@ -18,10 +18,11 @@ from confluent_kafka import KafkaException, Producer
 
 from automation_core.model import Action, Execution
 from runtime import kafka_clients, topics
-from runtime.consume import Batch, ConsumeLoop, DeadLetters, PostgresOffsets, decode_as
+from runtime.consume import Batch, DeadLetters, PostgresOffsets, decode_as
 from runtime.dlq import STAGE_TASK_PUT, dead_letter_of, position
 from runtime.health import Readiness
 from runtime.settings import Settings
+from sinks.loop import sink_loop
 from sinks.metrics import SinkMetrics
 from sinks.postgres import store as postgres
 from sinks.postgres.rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, Rows
@@ -53,22 +54,16 @@ def run(
     step = PostgresStep(
         database_url, metrics, group, settings.topic(topics.STAGE_CHANGES), relay.wake
     )
-    on_retry = metrics.retries.labels(SINK).inc
-    loop: ConsumeLoop[Record] = ConsumeLoop(
+    loop = sink_loop(
         step,
-        consumer_config=kafka_clients.consumer_config(settings, group),
-        topics=sources,
-        offsets=PostgresOffsets(database_url, group, stop, on_retry),
-        dead_letters=DeadLetters(
-            producer,
-            settings.topic(topics.DLQ),
-            lambda reason: metrics.dlq.labels("sink_postgres", reason).inc(),
-            process="sink-postgres",
-        ),
-        stop=stop,
-        batch_size=settings.batch_size,
-        on_retry=on_retry,
-        name=SINK,
+        settings,
+        metrics,
+        stop,
+        producer,
+        sink=SINK,
+        group=group,
+        sources=sources,
+        offsets=PostgresOffsets(database_url, group, stop, metrics.retries.labels(SINK).inc),
         readiness=readiness,
         overlap=True,
     )

@@ -27,12 +27,13 @@ from automation_core.model import (
 )
 from runtime import codec, kafka_clients, topics
 from runtime.clock import Clock, SystemClock
-from runtime.consume import Batch, ConsumeLoop, DeadLetters, KafkaOffsets, decode_as
+from runtime.consume import Batch, DeadLetters, decode_as
 from runtime.dlq import STAGE_TASK_PUT, ConsumedMessage, DeadLetter, dead_letter_of
 from runtime.health import Readiness
 from runtime.kafka_clients import Outgoing
 from runtime.retry import Backoff
 from runtime.settings import Settings
+from sinks.loop import sink_loop
 from sinks.metrics import SinkMetrics
 from sinks.webhook.delivery import Refused, Unavailable, WebhookClient, WebhookConfig
 
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 GROUP = "crm-automation-sink-webhook"
 SINK = "webhook"
-PROCESS = "sink_webhook"
 
 
 class Interrupted(Exception):
@@ -92,22 +92,8 @@ def run(
         concurrency=settings.webhook_concurrency,
         give_up_seconds=settings.webhook_give_up_seconds,
     )
-    loop: ConsumeLoop[Action] = ConsumeLoop(
-        step,
-        consumer_config=kafka_clients.consumer_config(settings, group),
-        topics=[settings.topic(topics.ACTIONS)],
-        offsets=KafkaOffsets(),
-        dead_letters=DeadLetters(
-            producer,
-            settings.topic(topics.DLQ),
-            lambda reason: metrics.dlq.labels(PROCESS, reason).inc(),
-            process="sink-webhook",
-        ),
-        stop=stop,
-        batch_size=settings.batch_size,
-        on_retry=metrics.retries.labels(SINK).inc,
-        name=SINK,
-        readiness=readiness,
+    loop = sink_loop(
+        step, settings, metrics, stop, producer, sink=SINK, group=group, readiness=readiness
     )
     logger.info("webhook sink started group=%s", group)
     try:
