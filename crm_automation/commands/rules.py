@@ -267,17 +267,19 @@ def step_json(step: Step) -> dict[str, Any]:
     }
 
 
-def _describe_plan(plan: rules_topic.Plan, verb: str) -> None:
+def _describe_plan(plan: rules_topic.Plan, verb: str) -> list[str]:
+    lines = []
     for record in plan.upserts:
         kind = "pipeline" if isinstance(record, Pipeline) else "rule"
-        typer.echo(f"{verb} {kind} {record.id}")
+        lines.append(f"{verb} {kind} {record.id}")
     for key in plan.deletes:
-        typer.echo(f"{verb} delete {key}")
+        lines.append(f"{verb} delete {key}")
     for rule_id in plan.cancelled_rules:
-        typer.echo(f"{verb} cancel pending timers of rule {rule_id}")
-    typer.echo(
+        lines.append(f"{verb} cancel pending timers of rule {rule_id}")
+    lines.append(
         f"{len(plan.upserts)} to publish, {len(plan.deletes)} to delete, {plan.unchanged} unchanged"
     )
+    return lines
 
 
 class Pending(enum.StrEnum):
@@ -306,8 +308,11 @@ def apply(
     warn_about_cycles(file, validated)
     s = kafka_settings()
     plan = rules_topic.plan_apply(validated, rules_topic.read_published(s), prune)
+    # Described before publishing (the pending timers as they are now, before a cancel
+    # reaches the scheduler), said only once Kafka confirmed every record.
+    lines = _describe_plan(plan, "would" if dry_run else "publish")
+    lines += _describe_pending(s, plan, pending, "would" if dry_run else "will")
     if not dry_run and not plan.empty:
-        # What was published is said only once Kafka confirmed every record of it.
         try:
             rules_topic.execute(
                 s, plan, datetime.now(UTC), cancel_changed=pending is Pending.CANCEL
@@ -315,18 +320,21 @@ def apply(
         except kafka_clients.DeliveryFailed as exc:
             typer.echo(f"error: Kafka did not confirm the rules ({exc}); run apply again", err=True)
             raise typer.Exit(EXIT_KAFKA) from None
-    _describe_plan(plan, "would" if dry_run else "publish")
-    _describe_pending(s, plan, pending, "would" if dry_run else "will")
+    for line in lines:
+        typer.echo(line)
 
 
-def _describe_pending(s: Settings, plan: rules_topic.Plan, pending: Pending, verb: str) -> None:
+def _describe_pending(
+    s: Settings, plan: rules_topic.Plan, pending: Pending, verb: str
+) -> list[str]:
     """Per changed, disabled or deleted rule: its pending timers and what happens to them."""
     rule_ids = [rule_id for rule_id, _old, _new in plan.changed] + list(plan.cancelled_rules)
     if not rule_ids:
-        return
+        return []
     counts = _pending_counts(s, rule_ids)
-    if counts is None:
-        return
+    if isinstance(counts, str):
+        return [counts]
+    lines = []
     for rule_id, old, new in plan.changed:
         count = counts.get((rule_id, old), 0)
         fate = (
@@ -334,24 +342,25 @@ def _describe_pending(s: Settings, plan: rules_topic.Plan, pending: Pending, ver
             if pending is Pending.CANCEL
             else f"{verb} keep firing as v{old} (--pending cancel cancels them)"
         )
-        typer.echo(f"rule {rule_id} v{old} -> v{new}: {count} pending timer(s) of v{old} {fate}")
+        lines.append(f"rule {rule_id} v{old} -> v{new}: {count} pending timer(s) of v{old} {fate}")
     for rule_id in plan.cancelled_rules:
         count = sum(n for (r, _version), n in counts.items() if r == rule_id)
-        typer.echo(f"rule {rule_id}: {count} pending timer(s) {verb} be cancelled (rule_cancelled)")
+        lines.append(
+            f"rule {rule_id}: {count} pending timer(s) {verb} be cancelled (rule_cancelled)"
+        )
+    return lines
 
 
-def _pending_counts(s: Settings, rule_ids: list[str]) -> dict[tuple[str, str], int] | None:
-    """Pending timers by (rule, version) from the scheduler's table; None, with a line
-    saying why, when the database cannot tell."""
+def _pending_counts(s: Settings, rule_ids: list[str]) -> dict[tuple[str, str], int] | str:
+    """Pending timers by (rule, version) from the scheduler's table, or the line saying
+    why the database cannot tell."""
     if s.database_url is None:
-        typer.echo("pending timers: unknown (no database configured: CRM_AUTOMATION_DATABASE_URL)")
-        return None
+        return "pending timers: unknown (no database configured: CRM_AUTOMATION_DATABASE_URL)"
     try:
         with psycopg.connect(s.database_url.get_secret_value(), connect_timeout=5) as conn:
             return timer_report.pending_by_rule_version(conn, rule_ids)
     except psycopg.Error as exc:
-        typer.echo(f"pending timers: unknown (database unreachable: {type(exc).__name__})")
-        return None
+        return f"pending timers: unknown (database unreachable: {type(exc).__name__})"
 
 
 @app.command("list")
