@@ -19,12 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-PROCESSORS = {
-    "engine": ["engine"],
-    "scheduler": ["scheduler"],
-    "sink-postgres": ["sink", "postgres"],
-    "sink-calendar": ["sink", "calendar"],
-}
+from crm_automation.supervisor import processors
+from runtime.settings import Settings
+
+# The processors `crm-automation run` starts with the default settings.
+PROCESSORS = {p.name: list(p.args) for p in processors(Settings())}
 
 
 def children() -> dict[str, int]:

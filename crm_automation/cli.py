@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ from crm_automation.commands import (
     topics,
 )
 from crm_automation.commands._common import configured_settings
-from runtime import config_check, kafka_clients, logging_setup
+from runtime import config_check, health, kafka_clients, logging_setup
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"crm-automation {importlib.metadata.version('crm-automation')}")
+        typer.echo(f"crm-automation {health.version()}")
         raise typer.Exit()
 
 

@@ -189,11 +189,12 @@ def register_process_metrics(registry: CollectorRegistry, process: str) -> None:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     Info("crm_automation_build", "The running crm-automation.", registry=registry).info(
-        {"version": _version(), "process": process.replace(" ", "-")}
+        {"version": version(), "process": process.replace(" ", "-")}
     )
 
 
-def _version() -> str:
+def version() -> str:
+    """The installed crm-automation's version."""
     try:
         return importlib.metadata.version("crm-automation")
     except importlib.metadata.PackageNotFoundError:

@@ -25,6 +25,7 @@ from crm_automation.supervisor import Supervisor, processors
 from runtime import codec, db, kafka_clients, rules_topic, topics
 from runtime.settings import Settings
 from runtime.watchdog import EXIT_STALLED
+from sinks.webhook import process as webhook_process
 
 console = Console(soft_wrap=True)
 # Shipped inside the package so a plain `pip install` finds it (config/ links to it).
@@ -48,12 +49,12 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
     s = _prepare(rules_file, started)
-    if s.webhook_allowed_hosts and s.webhook_secret is None:
-        console.print(
-            "error: CRM_AUTOMATION_WEBHOOK_ALLOWED_HOSTS is set but no "
-            "CRM_AUTOMATION_WEBHOOK_SECRET: the webhook sink signs every request with it"
-        )
-        raise typer.Exit(2)
+    if s.webhook_allowed_hosts:
+        try:
+            webhook_process.config_of(s)  # the sink's own check, before it is started
+        except RuntimeError as exc:
+            console.print(f"error: {exc}")
+            raise typer.Exit(2) from None
     supervisor = Supervisor(s)
     for processor in processors(s):
         log = supervisor.start(processor)

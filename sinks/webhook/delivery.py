@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from automation_core.model import Action
+from automation_core.model import Action, CallWebhook
 from automation_core.webhook import document, url_problem_of
 
 SIGNATURE_HEADER = "X-CRM-Automation-Signature"
@@ -138,9 +138,9 @@ class WebhookClient:
     def send(self, action: Action) -> int:
         """POST the action's document; the HTTP status on success (2xx). Raises `Refused`
         or `Unavailable`."""
-        url = getattr(action.payload, "url", None)
-        if not isinstance(url, str):
+        if not isinstance(action.payload, CallWebhook):
             raise Refused("unexpected_record", f"not a webhook action: {action.kind}")
+        url = action.payload.url
         problem = url_problem_of(url)  # also for actions not written by our engine
         if problem is not None:
             raise Refused("webhook_url_not_allowed", problem)
