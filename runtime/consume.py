@@ -51,7 +51,7 @@ from runtime.dlq import (
 )
 from runtime.health import Readiness
 from runtime.kafka_clients import Outgoing
-from runtime.retry import Backoff, retry
+from runtime.retry import retry
 
 logger = logging.getLogger(__name__)
 
@@ -248,18 +248,19 @@ class PostgresOffsets:
 
     def load(self) -> dict[tuple[str, int], int]:
         """The stored offsets, on a connection of its own; an outage is waited out."""
-        backoff = Backoff(self._stop)
-        while True:
-            try:
-                with psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT) as conn:
-                    return offsets.stored_offsets(conn, self.group)
-            except psycopg.OperationalError as exc:
-                self._on_retry()
-                logger.warning(
-                    "reading stored offsets failed, retrying in %.1fs: %s", backoff.delay, exc
-                )
-                if not backoff.wait():
-                    raise
+        loaded: dict[tuple[str, int], int] = {}
+
+        def attempt() -> None:
+            with psycopg.connect(self._url, connect_timeout=_CONNECT_TIMEOUT) as conn:
+                loaded.update(offsets.stored_offsets(conn, self.group))
+
+        def failed(exc: BaseException, delay: float) -> None:
+            self._on_retry()
+            logger.warning("reading stored offsets failed, retrying in %.1fs: %s", delay, exc)
+
+        if not retry(attempt, (psycopg.OperationalError,), self._stop, failed):
+            raise RuntimeError("stopped while waiting for Postgres to read stored offsets")
+        return loaded
 
     def processed(self, consumer: Consumer, next_offsets: Offsets) -> None:
         if next_offsets:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -213,6 +213,27 @@ def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:
         raise DeliveryFailed(f"{remaining} messages not acknowledged within {timeout}s")
 
 
+def produce(
+    producer: Producer,
+    record: Outgoing,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+) -> None:
+    """Queue `record` with its own delivery callback; while librdkafka's local queue is
+    full, serve callbacks (which frees room) and try again."""
+    while True:
+        try:
+            producer.produce(
+                record.topic,
+                key=record.key,
+                value=record.value,
+                headers=record.headers or None,
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
 def produce_and_confirm(
     producer: Producer, records: Iterable[Outgoing], timeout: float = 30.0
 ) -> int:
@@ -229,18 +250,7 @@ def produce_and_confirm(
     count = 0
     try:
         for record in records:
-            while True:
-                try:
-                    producer.produce(
-                        record.topic,
-                        key=record.key,
-                        value=record.value,
-                        headers=record.headers,
-                        on_delivery=on_delivery,
-                    )
-                    break
-                except BufferError:  # local queue full: serve callbacks, then try again
-                    producer.poll(0.1)
+            produce(producer, record, on_delivery)
             count += 1
         remaining = _flush(producer, timeout)
     except KafkaAuthenticationFailed:

@@ -7,6 +7,7 @@ import logging
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from runtime import kafka_clients
 from runtime.kafka_clients import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -36,18 +37,7 @@ class ConfirmingProducer:
             if error is not None:
                 self._failed.append((out, error))
 
-        while True:
-            try:
-                self._producer.produce(
-                    out.topic,
-                    key=out.key,
-                    value=out.value,
-                    headers=out.headers or None,
-                    on_delivery=on_delivery,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        kafka_clients.produce(self._producer, out, on_delivery)
 
     async def confirm(self) -> None:
         """Wait until every message sent since the last confirm is acknowledged."""

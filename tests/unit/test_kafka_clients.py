@@ -67,6 +67,21 @@ def test_produce_and_confirm_raises_when_the_broker_never_acknowledges() -> None
         )
 
 
+def test_a_full_local_queue_makes_produce_wait_for_room_instead_of_raising() -> None:
+    # A queue of one message: the second produce finds it full until the first one's
+    # delivery times out and frees it. Every record still gets its delivery report.
+    producer = Producer(
+        kafka_clients.producer_config(
+            _unreachable(),
+            **{"message.timeout.ms": 300, "queue.buffering.max.messages": 1, "log_level": 0},
+        )
+    )
+    with pytest.raises(DeliveryFailed, match="3 of 3 records failed"):
+        kafka_clients.produce_and_confirm(
+            producer, [Outgoing("t", b"k", b"v%d" % n) for n in range(3)], timeout=10.0
+        )
+
+
 def test_flush_or_raise_raises_for_a_message_the_broker_never_acknowledged() -> None:
     producer = Producer(
         kafka_clients.producer_config(_unreachable(), **{"message.timeout.ms": 300, "log_level": 0})

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from runtime.consume import PostgresOffsets
 from runtime.retry import Backoff, retry
 
 
@@ -62,3 +63,21 @@ def test_an_error_that_is_not_retryable_propagates_at_once() -> None:
             threading.Event(),
             lambda _e, _d: None,
         )
+
+
+def test_reading_stored_offsets_waits_out_an_outage_until_stopped() -> None:
+    # Nothing listens on port 1: each attempt fails as during a Postgres outage. The
+    # second failure stops the process; the load says so instead of returning nothing
+    # (no offsets would make the loop re-read every partition from the start).
+    stop = threading.Event()
+    failures: list[int] = []
+
+    def on_retry() -> None:
+        failures.append(1)
+        if len(failures) == 2:
+            stop.set()
+
+    store = PostgresOffsets("postgresql://127.0.0.1:1/none", "g", stop, on_retry=on_retry)
+    with pytest.raises(RuntimeError, match="stopped while waiting for Postgres"):
+        store.load()
+    assert len(failures) == 2
