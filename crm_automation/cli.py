@@ -24,8 +24,8 @@ from crm_automation.commands import (
     timers,
     topics,
 )
-from crm_automation.commands._common import configured_settings
-from runtime import config_check, health, kafka_clients, logging_setup
+from crm_automation.commands._common import EXIT_SCHEMA_REGISTRY, configured_settings
+from runtime import config_check, health, kafka_clients, logging_setup, schema_registry
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ app = typer.Typer(
         "Exit codes: 0 done; 1 invalid input (a rules file, an event line) or an unexpected"
         " error; 2 invalid configuration (a CRM_AUTOMATION_* setting, or a service not"
         " configured); 3 Kafka refused the connection or did not confirm a delivery;"
-        " 4 Kafka does not answer at its address; 5 Postgres does not answer at its address."
+        " 4 Kafka does not answer at its address; 5 Postgres does not answer at its address;"
+        " 6 the schema registry does not answer or refused a schema."
         " A service that does not answer is named in one line with where its address came"
         " from (a setting or the local stack's port file) and what to do."
     ),
@@ -88,6 +89,9 @@ def main() -> None:
     except kafka_clients.KafkaNotConfigured as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
+    except schema_registry.SchemaRegistryError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(EXIT_SCHEMA_REGISTRY)
     except kafka_clients.KafkaAuthenticationFailed as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(3)

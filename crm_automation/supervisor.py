@@ -42,6 +42,8 @@ def child_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)  # noqa: S105 - passes the parent's configuration on
     env["CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers or ""
     env["CRM_AUTOMATION_CALDAV_URL"] = settings.caldav_url or ""
+    if settings.schema_registry_url:
+        env["CRM_AUTOMATION_SCHEMA_REGISTRY_URL"] = settings.schema_registry_url
     if settings.database_url is not None:
         env["CRM_AUTOMATION_DATABASE_URL"] = settings.database_url.get_secret_value()
     env["CRM_AUTOMATION_HOME"] = str(settings.home)

@@ -13,6 +13,7 @@ ENV_PREFIX = "CRM_AUTOMATION_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
+WireFormat = Literal["single-object", "schema-registry"]
 
 
 def _default_home() -> Path:
@@ -35,6 +36,15 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     database_url: SecretStr | None = None
     caldav_url: str | None = None
+    schema_registry_url: str | None = None
+    """A Confluent-compatible schema registry API (e.g. Apicurio's `/apis/ccompat/v7`):
+    read messages in the registry wire format by their schema id; with `wire_format`
+    `schema-registry`, where our schemas are registered."""
+
+    # The wire format of what our processes write (both are read on input, always).
+    wire_format: WireFormat = "single-object"
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
 
     # Kafka security (passed to confluent-kafka and to Faust alike).
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -49,6 +59,10 @@ class Settings(BaseSettings):
     kafka_port: int = 0
     postgres_port: int = 0
     caldav_port: int = 0
+    schema_registry_port: int = 0
+    apicurio_version: str = "3.0.9"
+    """The local schema registry (started by the stack when the wire format is
+    `schema-registry` and no `schema_registry_url` is set)."""
     kafka_version: str = "4.1.1"
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     """Downloaded Kafka jars; outside `home` so every home (e.g. a test's) reuses them."""

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from crm_automation.stack import Stack
 from crm_automation.stack.processes import port_open
 from crm_automation.stack.stack import mask_password
-from runtime import kafka_clients
+from runtime import kafka_clients, schema_registry
 from runtime.consumer_lag import ConsumerLagMonitor
 from runtime.health import Probe, Readiness, consuming, run_until_stopped
 from runtime.settings import Settings
@@ -31,10 +31,22 @@ def settings() -> Settings:
     return Stack(configured_settings()).resolved_settings()
 
 
+@cache
+def codec_settings() -> Settings:
+    """`settings()`, with the codec set up for the configured wire format: registry ids
+    read when a registry is configured, our schemas registered and written in the
+    registry wire format when that format is chosen (`SchemaRegistryError`: exit 6)."""
+    s = settings()
+    schema_registry.configure(s)
+    return s
+
+
 EXIT_KAFKA = 3
 """Kafka refused the client or did not confirm a delivery."""
 EXIT_KAFKA_UNREACHABLE = 4
 EXIT_DATABASE_UNREACHABLE = 5
+EXIT_SCHEMA_REGISTRY = 6
+"""The schema registry did not answer or refused our schemas."""
 _REACH_SECONDS = 3.0
 
 
@@ -57,7 +69,7 @@ def kafka_settings() -> Settings:
             err=True,
         )
         raise typer.Exit(EXIT_KAFKA_UNREACHABLE)
-    return s
+    return codec_settings()
 
 
 def database_settings() -> Settings:

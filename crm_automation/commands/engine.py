@@ -7,7 +7,7 @@ import sys
 
 import faust
 
-from crm_automation.commands._common import settings
+from crm_automation.commands._common import codec_settings
 from runtime import topics
 from runtime.consumer_lag import ConsumerLagMonitor
 from runtime.health import consuming, process_registry, serve
@@ -23,7 +23,7 @@ def engine() -> None:
     except IncompatibleFaust as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
-    s = settings()
+    s = codec_settings()
     registry = process_registry("engine")
     readiness = consuming("engine")
     app = build_engine(s, registry, readiness=readiness)

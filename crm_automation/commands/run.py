@@ -22,7 +22,7 @@ from crm_automation.live_view import scrape, summary_line
 from crm_automation.stack import Stack, StackError
 from crm_automation.stack.stack import mask_password
 from crm_automation.supervisor import Supervisor, processors
-from runtime import codec, db, kafka_clients, rules_topic, topics
+from runtime import codec, db, kafka_clients, rules_topic, schema_registry, topics
 from runtime.settings import Settings
 from runtime.watchdog import EXIT_STALLED
 from sinks.webhook import process as webhook_process
@@ -99,6 +99,9 @@ def _prepare(rules_file: Path, started: float) -> Settings:
     s = stack.resolved_settings()
     created = topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
     console.print(f"{_t(started)} topics ready ({len(created)} created)", highlight=False)
+    schema_registry.configure(s)
+    if s.wire_format == "schema-registry":
+        console.print(f"{_t(started)} schemas registered at {s.schema_registry_url}")
     assert s.database_url is not None  # noqa: S101 - resolved_settings fills it in
     applied = db.migrate(s.database_url.get_secret_value())
     console.print(f"{_t(started)} database migrated ({len(applied)} applied)", highlight=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_automation.commands._common import run_consuming_process, settings
+from crm_automation.commands._common import codec_settings, run_consuming_process
 from runtime import topics
 from scheduler import process as scheduler_process
 from scheduler.ingest import GROUP
@@ -11,7 +11,7 @@ from scheduler.metrics import SchedulerMetrics
 
 def scheduler() -> None:
     """Run the scheduler: timer commands into Postgres, due actions out to Kafka."""
-    s = settings()
+    s = codec_settings()
     run_consuming_process(
         s,
         "scheduler",

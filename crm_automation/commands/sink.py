@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crm_automation.commands._common import run_consuming_process, settings
+from crm_automation.commands._common import codec_settings, run_consuming_process
 from runtime import topics
 from sinks.calendar import process as calendar_process
 from sinks.metrics import SinkMetrics
@@ -17,7 +17,7 @@ app = typer.Typer(no_args_is_help=True, help="Sinks consuming automation.actions
 @app.command("postgres")
 def postgres() -> None:
     """Write leads, copied deals, activities and the execution log into Postgres."""
-    s = settings()
+    s = codec_settings()
     run_consuming_process(
         s,
         "sink postgres",
@@ -33,7 +33,7 @@ def postgres() -> None:
 @app.command("calendar")
 def calendar() -> None:
     """Write planned activities into CalDAV calendars (people and rooms)."""
-    s = settings()
+    s = codec_settings()
     run_consuming_process(
         s,
         "sink calendar",
@@ -49,7 +49,7 @@ def calendar() -> None:
 @app.command("webhook")
 def webhook() -> None:
     """POST webhook actions to their receivers (signed, retried, allowlisted hosts only)."""
-    s = settings()
+    s = codec_settings()
     try:
         webhook_process.config_of(s)
     except RuntimeError as exc:

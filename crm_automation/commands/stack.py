@@ -64,11 +64,15 @@ def status(
 
 
 def _print_status(report: StackStatus) -> None:
-    rows = [
+    rows: list[tuple[str, bool, str | None, int | None]] = [
         ("kafka", report.kafka_up, report.kafka_bootstrap, report.kafka_pid),
         ("postgres", report.postgres_up, report.database_url, report.postgres_pid),
         ("caldav", report.caldav_up, report.caldav_url, report.caldav_pid),
     ]
+    if report.registry_up is not None:
+        rows.append(
+            ("registry", report.registry_up, report.schema_registry_url, report.registry_pid)
+        )
     for name, is_up, address, pid in rows:
         state = "up" if is_up else "DOWN"
         where = "external" if name in report.external else (f"pid {pid}" if pid else "no process")

@@ -15,6 +15,7 @@ from crm_automation.stack.kafka import KafkaBroker, kafka_answers
 from crm_automation.stack.postgres import PostgresServer, postgres_answers
 from crm_automation.stack.processes import PortBook, Progress, StackError
 from crm_automation.stack.radicale import RadicaleServer, caldav_answers
+from crm_automation.stack.registry import RegistryServer, registry_answers
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,17 +66,24 @@ class StackStatus:
     caldav_pid: int | None = None
     external: tuple[str, ...] = ()
     """Components given by configuration (not run by this stack)."""
+    schema_registry_url: str | None = None
+    """Only with the schema-registry wire format (or a configured registry)."""
+    registry_up: bool | None = None
+    registry_pid: int | None = None
 
     @property
     def all_up(self) -> bool:
-        return self.kafka_up and self.postgres_up and self.caldav_up
+        return (
+            self.kafka_up and self.postgres_up and self.caldav_up and self.registry_up is not False
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class Stack:
-    """The three services; a configured URL replaces the local server of that service."""
+    """The three services, and a schema registry with the schema-registry wire format; a
+    configured URL replaces the local server of that service."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -83,10 +91,15 @@ class Stack:
         self.kafka = None if settings.kafka_bootstrap_servers else KafkaBroker(settings, ports)
         self.postgres = None if settings.database_url else PostgresServer(settings, ports)
         self.caldav = None if settings.caldav_url else RadicaleServer(settings, ports)
+        self.registry = (
+            RegistryServer(settings, ports)
+            if settings.wire_format == "schema-registry" and not settings.schema_registry_url
+            else None
+        )
 
     @property
     def local_servers(self) -> list[LocalServer]:
-        servers: list[LocalServer | None] = [self.postgres, self.caldav, self.kafka]
+        servers: list[LocalServer | None] = [self.postgres, self.caldav, self.registry, self.kafka]
         return [s for s in servers if s is not None]
 
     @property
@@ -109,6 +122,12 @@ class Stack:
             return str(self.settings.caldav_url)
         return self.caldav.url
 
+    @property
+    def schema_registry_url(self) -> str | None:
+        if self.registry is None:
+            return self.settings.schema_registry_url
+        return self.registry.url
+
     def resolved_settings(self) -> Settings:
         """The settings with every service's address filled in, for clients of the stack."""
         return self.settings.model_copy(
@@ -116,6 +135,7 @@ class Stack:
                 "kafka_bootstrap_servers": self.kafka_bootstrap,
                 "database_url": SecretStr(self.database_url),
                 "caldav_url": self.caldav_url,
+                "schema_registry_url": self.schema_registry_url,
             }
         )
 
@@ -128,6 +148,7 @@ class Stack:
             ("kafka", None if self.kafka else self.kafka_bootstrap),
             ("postgres", None if self.postgres else mask_password(self.database_url)),
             ("caldav", None if self.caldav else self.caldav_url),
+            ("registry", None if self.registry else self.schema_registry_url),
         ) if address is not None]  # fmt: skip
         servers = self.local_servers
         with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
@@ -141,7 +162,7 @@ class Stack:
                 failures.append(f"{name}: {error}")
         if failures:
             raise StackError("the stack did not come up:\n" + "\n".join(failures))
-        order = {"kafka": 0, "postgres": 1, "caldav": 2}
+        order = {"kafka": 0, "postgres": 1, "caldav": 2, "registry": 3}
         return sorted(reports, key=lambda r: order[r.name])
 
     def _start(self, server: LocalServer, progress: Progress) -> ComponentStart:
@@ -157,6 +178,7 @@ class Stack:
             "kafka": self.kafka_bootstrap,
             "postgres": self.database_url,
             "caldav": self.caldav_url,
+            "registry": str(self.schema_registry_url),
         }[name]
 
     def down(self) -> list[str]:
@@ -190,8 +212,19 @@ class Stack:
                     ("caldav", self.caldav),
                 )
                 if server is None
-            ),
+            )
+            + (("registry",) if self.registry is None and self.schema_registry_url else ()),
+            schema_registry_url=self.schema_registry_url,
+            registry_up=self._registry_up(),
+            registry_pid=self.registry.pid() if self.registry else None,
         )
+
+    def _registry_up(self) -> bool | None:
+        if self.registry is not None:
+            return self.registry.is_up()
+        if self.schema_registry_url:
+            return registry_answers(self.schema_registry_url)
+        return None
 
 
 def mask_password(url: str) -> str:

@@ -1,9 +1,11 @@
-"""The wire codec: domain records <-> Avro single-object encoded bytes.
+"""The wire codec: domain records <-> Avro bytes in either wire format.
 
-Every topic value is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the
-writer schema's Parsing Canonical Form + the Avro binary body (docs/wire-format.md).
-The fingerprint says which record a message holds, so one topic (`automation.rules`)
-can carry both `Rule` and `Pipeline`.
+By default every topic value is `C3 01` + the 8-byte little-endian CRC-64-AVRO
+fingerprint of the writer schema's Parsing Canonical Form + the Avro binary body
+(single-object encoding, docs/wire-format.md). The fingerprint says which record a
+message holds, so one topic (`automation.rules`) can carry both `Rule` and `Pipeline`.
+With the registry wire format configured (runtime.wire_format), values are written as
+`00` + the schema's 4-byte registry id + the same body; both are always read.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import Any, TypeVar
 
 from fastavro.schema import to_parsing_canonical_form
 
+from automation_core.model import Action, TimerCommand
 from runtime.codec.framing import (
     HEADER_LENGTH,
     MAGIC,
+    REGISTRY_HEADER_LENGTH,
+    REGISTRY_MAGIC,
     InvalidMessage,
     SchemaSet,
     WriterSchema,
@@ -30,7 +35,10 @@ __all__ = [
     "FINGERPRINTS",
     "HEADER_LENGTH",
     "MAGIC",
+    "REGISTRY_HEADER_LENGTH",
+    "REGISTRY_MAGIC",
     "InvalidMessage",
+    "RegistryLookup",
     "TopLevel",
     "WriterSchema",
     "crc64_avro_fingerprint",
@@ -41,7 +49,9 @@ __all__ = [
     "encode",
     "encode_dict",
     "fingerprints",
+    "read_registry_schemas_with",
     "schema_name_of",
+    "write_registry_ids",
     "writer_schemas",
 ]
 
@@ -67,6 +77,21 @@ def writer_schemas() -> Mapping[str, WriterSchema]:
 def fingerprints() -> dict[str, bytes]:
     """Schema short name -> its 8-byte fingerprint as written after `C3 01`."""
     return {name: w.fingerprint for name, w in _schema_set().by_name.items()}
+
+
+RegistryLookup = Callable[[int], "str | None"]
+"""A registry schema id -> the schema's text; None when the registry has no such id."""
+
+
+def read_registry_schemas_with(lookup: RegistryLookup) -> None:
+    """Read registry-framed messages (`00` + schema id) with `lookup`: id -> schema text,
+    None for an id the registry does not know (runtime.wire_format sets it up)."""
+    _schema_set().registry_lookup = lookup
+
+
+def write_registry_ids(ids: Mapping[str, int]) -> None:
+    """Encode in the registry wire format from now on, with each schema's registered id."""
+    _schema_set().write_registry_ids(ids)
 
 
 def encode(record: TopLevel) -> bytes:
@@ -109,10 +134,13 @@ def embedded_action(command: bytes) -> bytes | None:
     body is the tail of the message after the fields before it, which are skipped here.
     Call only on a command that `decode_as` accepted; None when it carries no action.
     """
-    writer = _schema_set().writer_of(command)
+    schemas = _schema_set()
+    writer, pos = schemas.frame_of(command)
     if writer.name != "TimerCommand":
         raise InvalidMessage("unexpected_schema", "not a TimerCommand")
-    pos = HEADER_LENGTH
+    if writer.fingerprint not in schemas.by_fingerprint:  # a registry schema not of ours
+        action = decode_as(command, TimerCommand).action
+        return None if action is None else encode(action)
     for skip in _fields_before_action(writer.fingerprint):
         pos = skip(command, pos)
     branch, pos = _read_long(command, pos)  # action: ["null", Action]
@@ -120,7 +148,15 @@ def embedded_action(command: bytes) -> bytes | None:
         return None
     # The Action version the command was written with (an older command holds an older
     # Action: the header names that one, and readers resolve it like any older message).
-    return _embedded_action_header(writer.fingerprint) + command[pos:]
+    action_header = _embedded_action_header(writer.fingerprint)
+    if action_header == schemas.by_name["Action"].header:
+        return schemas.headers["Action"] + command[pos:]  # in the configured wire format
+    older = action_header + command[pos:]
+    if schemas.headers["Action"] == schemas.by_name["Action"].header:
+        return older
+    # The registry wire format names only the current schema's id: convert the rare
+    # older action instead of registering old versions.
+    return encode(decode_as(older, Action))
 
 
 Skip = Callable[[bytes, int], int]

@@ -1,4 +1,5 @@
-"""Avro single-object encoding: `C3 01`, the writer schema's fingerprint, the body.
+"""Avro single-object encoding: `C3 01`, the writer schema's fingerprint, the body; or
+the schema registry wire format: `00`, the schema's 4-byte big-endian id, the body.
 
 Messages written with an older version of a schema stay on the topics (and in the
 scheduler's stored actions), so every released version is kept in `schemas/avro/history/`
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import schemas
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(MAGIC) + 8
+REGISTRY_MAGIC = b"\x00"
+REGISTRY_HEADER_LENGTH = len(REGISTRY_MAGIC) + 4
 NAMESPACE = "crm.automation"
 # The records that travel on a topic as a message value; the others (Item, Contact,
 # Company) only ever appear inside them.
@@ -31,8 +34,8 @@ TOP_LEVEL = ("StageChanged", "Rule", "Pipeline", "TimerCommand", "Action", "Exec
 class InvalidMessage(Exception):
     """Bytes that can never be decoded; `reason` is a short fixed code (metric label, DLQ header).
 
-    Codes: `bad_magic`, `unknown_fingerprint`, `truncated`, `trailing_bytes`,
-    `invalid_record`.
+    Codes: `bad_magic`, `unknown_fingerprint`, `unknown_schema_id`, `no_schema_registry`,
+    `truncated`, `trailing_bytes`, `invalid_record`.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -151,14 +154,14 @@ class _EndTrackingBuffer(io.BytesIO):
         return chunk
 
 
-def _runs_past_the_end(writer: WriterSchema, data: bytes) -> bool:
+def _runs_past_the_end(writer: WriterSchema, data: bytes, start: int) -> bool:
     """Decode again, slowly, to tell a truncated body from a corrupt one.
 
     fastavro reports a short read as EOFError or IndexError (a varint read of b""[0]),
     and a union index out of range as IndexError too; only the failure path pays this.
     """
     buffer = _EndTrackingBuffer(data)
-    buffer.seek(HEADER_LENGTH)
+    buffer.seek(start)
     try:
         named = writer.has_record_union
         fastavro.schemaless_reader(buffer, writer.parsed, None, named, named)
@@ -180,23 +183,35 @@ class SchemaSet:
         """Every writer a message may name, current and older versions."""
         if len(self.by_fingerprint) != len(self.by_name) + len(older):
             raise ValueError("two schemas share a fingerprint")
+        self.headers = {name: w.header for name, w in writers.items()}
+        """What `encode_dict` writes before each schema's body."""
+        self.registry_lookup: Callable[[int], str | None] | None = None
+        """A registry schema id -> that schema's text (None: the registry does not know
+        it); without one, registry-framed messages cannot be read."""
+        self._by_id: dict[int, WriterSchema] = {}
+
+    def write_registry_ids(self, ids: Mapping[str, int]) -> None:
+        """Write the registry wire format from now on: `00` + each schema's id."""
+        for name, schema_id in ids.items():
+            self.headers[name] = REGISTRY_MAGIC + schema_id.to_bytes(4, "big")
+            self._by_id[schema_id] = self.by_name[name]  # our own: read without a lookup
 
     def encode_dict(self, name: str, record: Mapping[str, Any]) -> bytes:
         """Frame `record` (an Avro dict of schema `name`) in single-object encoding."""
         writer = self.by_name[name]
         out = io.BytesIO()
-        out.write(writer.header)
+        out.write(self.headers[name])
         fastavro.schemaless_writer(out, writer.parsed, record)
         return out.getvalue()
 
     def decode_dict(self, data: bytes) -> tuple[str, dict[str, Any]]:
-        """The schema name and Avro dict of a single-object encoded message.
+        """The schema name and Avro dict of a message in either wire format.
 
         Unions of several records come back as `(fullname, dict)` tuples.
         """
-        writer = self.writer_of(data)
+        writer, start = self.frame_of(data)
         buffer = io.BytesIO(data)
-        buffer.seek(HEADER_LENGTH)
+        buffer.seek(start)
         try:
             # return_record_name(+override): a union of several records reads as
             # (fullname, dict); a ["null", record] union reads as the plain dict. Asked
@@ -204,7 +219,7 @@ class SchemaSet:
             named = writer.has_record_union
             record = fastavro.schemaless_reader(buffer, writer.parsed, writer.reader, named, named)
         except Exception as exc:  # noqa: BLE001 - any reader failure means bad bytes
-            if _runs_past_the_end(writer, data):
+            if _runs_past_the_end(writer, data, start):
                 raise InvalidMessage(
                     "truncated", f"{writer.name} body ends early ({len(data)} bytes)"
                 ) from None
@@ -222,8 +237,22 @@ class SchemaSet:
 
     def writer_of(self, data: bytes) -> WriterSchema:
         """The writer schema named by the message's header."""
+        return self.frame_of(data)[0]
+
+    def frame_of(self, data: bytes) -> tuple[WriterSchema, int]:
+        """The writer schema named by the message's header, and where its body starts."""
+        if data[:1] == REGISTRY_MAGIC:
+            if len(data) < REGISTRY_HEADER_LENGTH:
+                raise InvalidMessage(
+                    "truncated", f"header needs {REGISTRY_HEADER_LENGTH} bytes, got {len(data)}"
+                )
+            return self._writer_by_id(int.from_bytes(data[1:REGISTRY_HEADER_LENGTH], "big")), (
+                REGISTRY_HEADER_LENGTH
+            )
         if not MAGIC.startswith(data[:2]):
-            raise InvalidMessage("bad_magic", f"does not start with C3 01: {data[:2].hex()!r}")
+            raise InvalidMessage(
+                "bad_magic", f"does not start with C3 01 or 00: {data[:2].hex()!r}"
+            )
         if len(data) < HEADER_LENGTH:
             raise InvalidMessage(
                 "truncated", f"header needs {HEADER_LENGTH} bytes, got {len(data)}"
@@ -233,4 +262,46 @@ class SchemaSet:
             raise InvalidMessage(
                 "unknown_fingerprint", f"unknown writer schema {data[2:HEADER_LENGTH].hex()}"
             )
+        return writer, HEADER_LENGTH
+
+    def _writer_by_id(self, schema_id: int) -> WriterSchema:
+        """The writer schema of a registry id: one of ours when its fingerprint is known,
+        else read against our current schema of its name (looked up once, then kept)."""
+        known = self._by_id.get(schema_id)
+        if known is not None:
+            return known
+        if self.registry_lookup is None:
+            raise InvalidMessage(
+                "no_schema_registry",
+                f"registry schema id {schema_id}, and no CRM_AUTOMATION_SCHEMA_REGISTRY_URL",
+            )
+        text = self.registry_lookup(schema_id)
+        if text is None:
+            raise InvalidMessage("unknown_schema_id", f"the registry has no schema {schema_id}")
+        try:
+            parsed = fastavro.parse_schema(json.loads(text))
+        except (ValueError, fastavro.schema.SchemaParseException) as exc:
+            raise InvalidMessage(
+                "unknown_schema_id", f"schema {schema_id} is not Avro: {exc}"
+            ) from exc
+        canonical = to_parsing_canonical_form(parsed)
+        writer = self.by_fingerprint.get(crc64_avro_fingerprint(canonical))
+        if writer is None:
+            name = (
+                str(parsed.get("name", "")).rpartition(".")[2] if isinstance(parsed, dict) else ""
+            )
+            current = self.by_name.get(name)
+            if current is None:
+                raise InvalidMessage(
+                    "unknown_schema_id", f"schema {schema_id} is not one of ours ({name!r})"
+                )
+            writer = WriterSchema(
+                name,
+                parsed,
+                canonical,
+                crc64_avro_fingerprint(canonical),
+                _has_record_union(parsed),
+                current.parsed,
+            )
+        self._by_id[schema_id] = writer
         return writer

@@ -367,13 +367,19 @@ def test_an_unknown_fingerprint_is_rejected() -> None:
 @pytest.mark.parametrize(
     "prefix",
     [
-        pytest.param(b"\x00\x00\x00\x00\x01", id="confluent-framing"),
         pytest.param(b"\xc3\x02", id="wrong-second-byte"),
         pytest.param(b"{", id="json"),
     ],
 )
 def test_a_message_without_the_single_object_marker_is_bad_magic(prefix: bytes) -> None:
     assert _reason(prefix + codec.encode(EVENT)[2:]) == "bad_magic"
+
+
+def test_a_registry_framed_message_without_a_registry_names_the_missing_setting() -> None:
+    data = b"\x00\x00\x00\x00\x01" + codec.encode(EVENT)[codec.HEADER_LENGTH :]
+    with pytest.raises(codec.InvalidMessage, match="CRM_AUTOMATION_SCHEMA_REGISTRY_URL") as exc:
+        codec.decode(data)
+    assert exc.value.reason == "no_schema_registry"
 
 
 @pytest.mark.parametrize(
