@@ -66,11 +66,11 @@ def start_cli(s: Settings, tmp_path: Path, *args: str, **extra: str) -> subproce
 
 
 def run_cli(
-    s: Settings, tmp_path: Path, *args: str, input_text: str | None = None
+    s: Settings, tmp_path: Path, *args: str, input_text: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args],
-        env=cli_env(s, tmp_path),
+        env=cli_env(s, tmp_path, **extra),
         input=input_text,
         capture_output=True,
         text=True,
