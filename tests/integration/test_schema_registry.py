@@ -133,6 +133,14 @@ def test_every_topic_is_readable_by_a_stock_deserializer_and_both_input_formats_
     assert copies == [("DEAL:4711", "installation"), ("DEAL:4712", "installation")]
     assert calls == [("Call",), ("Call",)]
     assert records(settings, topics.DLQ) == [], "a consumer could not read a message"
+    tail = run_cli(
+        settings, tmp_path, "events", "tail", topics.STAGE_CHANGES, "--from-beginning",
+        "--max", "4", "--timeout", "10", **registry,
+    )  # fmt: skip
+    assert tail.returncode == 0, tail.stderr
+    tailed = [json.loads(line) for line in tail.stdout.splitlines()]
+    events = sorted(line["value"]["event_id"] for line in tailed)
+    assert events[-2:] == ["evt-1", "evt-2"], tail.stdout
 
     with SchemaRegistryClient({"url": registry_url}) as client:
         stock = AvroDeserializer(client)
