@@ -1,6 +1,6 @@
 # One image for every processor: crm-automation engine | scheduler | sink postgres | sink calendar
 # (docker-compose.yml also runs the one-shot init and Radicale from it).
-FROM python:3.11-slim
+FROM python:3.11.14-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY automation_core automation_core

@@ -46,9 +46,12 @@ test-integration: install
 	mkdir -p build
 	$(BIN)/pytest -q -m integration --basetemp=build/integration-tmp tests
 
-## Tools the tests need beyond Python: promtool (Debian's prometheus package) for the alert rules.
+## Tools the tests need beyond Python, installed from Debian packages when missing:
+## promtool (package prometheus) for the alert rules, docker-compose (1.29) to validate
+## docker-compose.yml without a Docker daemon.
 tools:
-	scripts/ensure-promtool
+	scripts/ensure-tool promtool prometheus
+	scripts/ensure-tool docker-compose docker-compose
 
 lint: install
 	$(BIN)/ruff check .

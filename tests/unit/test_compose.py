@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,36 @@ def test_the_compose_file_is_valid_against_the_compose_spec_schema() -> None:
     jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(_compose())
 
 
+def _docker_compose_config(compose_file: Path) -> subprocess.CompletedProcess[str]:
+    # Debian's docker-compose 1.29 validates and interpolates the file without a Docker
+    # daemon; `make tools` installs it (scripts/ensure-tool).
+    docker_compose = shutil.which("docker-compose")
+    assert docker_compose, "docker-compose is required (make tools; Debian: docker-compose)"
+    return subprocess.run(
+        [docker_compose, "--file", str(compose_file), "config", "--quiet"],
+        cwd=compose_file.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_docker_compose_accepts_the_compose_file() -> None:
+    result = _docker_compose_config(COMPOSE)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_docker_compose_check_rejects_a_malformed_service(tmp_path: Path) -> None:
+    broken = _compose()
+    broken["services"]["engine"]["depends_on"] = {"init": {"condition": "when_it_feels_like"}}
+    compose_file = tmp_path / "docker-compose.yml"
+    compose_file.write_text(yaml.safe_dump(broken))
+    result = _docker_compose_config(compose_file)
+    assert result.returncode != 0
+    assert "when_it_feels_like" in result.stderr
+
+
 def test_the_schema_check_rejects_a_malformed_service() -> None:
     broken = _compose()
     broken["services"]["engine"]["depends_on"] = {"init": {"condition": "when_it_feels_like"}}
@@ -88,6 +119,27 @@ def test_compose_runs_the_stack_each_processor_prometheus_grafana_and_init() -> 
         assert services[name]["depends_on"]["init"]["condition"] == (
             "service_completed_successfully"
         )
+
+
+def test_every_image_is_pinned_to_an_exact_version() -> None:
+    # A floating tag (postgres:16, latest) changes what `docker compose pull` runs
+    # without a change here; our own image is built from the Dockerfile.
+    exact = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
+    for name, service in _services().items():
+        if "build" in service:
+            continue
+        tag = service["image"].rpartition(":")[2]
+        assert exact.match(tag), f"{name}: {service['image']} is not an exact version"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim$", dockerfile, flags=re.MULTILINE)
+
+
+def test_kafka_keeps_its_data_in_a_named_volume() -> None:
+    compose = _compose()
+    kafka = compose["services"]["kafka"]
+    log_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dir}" in kafka["volumes"]
+    assert "kafka-data" in compose["volumes"]
 
 
 @pytest.mark.parametrize("name", list(PROCESSORS))
