@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from crm_automation.commands import (
+    alerts,
     db,
     dlq,
     engine,
@@ -72,6 +73,7 @@ app.command("run")(run.run)
 app.command("scheduler")(scheduler.scheduler)
 app.add_typer(timers.app, name="timers")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

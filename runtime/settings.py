@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CRM_AUTOMATION_"
@@ -14,6 +15,15 @@ ENV_PREFIX = "CRM_AUTOMATION_"
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 WireFormat = Literal["single-object", "schema-registry"]
+
+
+def http_url(value: str) -> str:
+    """`value` when it is an absolute http or https URL with a host, else ValueError (the
+    message leaves the value out: settings errors never print values)."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an absolute http:// or https:// URL, e.g. https://example.com/")
+    return value
 
 
 def _default_home() -> Path:
@@ -142,6 +152,17 @@ class Settings(BaseSettings):
     webhook_give_up_seconds: float = 3600.0
     """How long one webhook is retried (5xx, 429, network errors) before it is
     dead-lettered with reason `webhook_unavailable` (replay it with `dlq replay`)."""
+
+    # Operations.
+    docs_base_url: str | None = None
+    """Where this repository's files are published (http or https), e.g.
+    `https://github.com/<org>/crm-automation/blob/main/`: `crm-automation alerts rules`
+    makes each alert's runbook link (`docs/operations.md#...`) absolute against it."""
+
+    @field_validator("docs_base_url")
+    @classmethod
+    def _docs_base_url_is_http(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

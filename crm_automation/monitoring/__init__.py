@@ -1,0 +1,1 @@
+"""Prometheus alert rules shipped with the package (alerts.yml links to config/prometheus/)."""
