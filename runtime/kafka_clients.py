@@ -235,17 +235,24 @@ def produce(
 
 
 def produce_and_confirm(
-    producer: Producer, records: Iterable[Outgoing], timeout: float = 30.0
+    producer: Producer,
+    records: Iterable[Outgoing],
+    timeout: float = 30.0,
+    on_confirmed: Callable[[], None] | None = None,
 ) -> int:
     """Produce `records`, wait for all of them, raise `DeliveryFailed` if any was not
     delivered (also for records of earlier calls still queued). Returns the number of
     records acknowledged. Records may come from a generator: they are produced as read.
+    `on_confirmed` is called once per record the broker acknowledged, in this thread, as
+    the acknowledgements arrive (for progress reports: the call is not done until it returns).
     """
     failures: list[KafkaError] = []
 
     def on_delivery(error: KafkaError | None, _message: Message) -> None:
         if error is not None:
             failures.append(error)
+        elif on_confirmed is not None:
+            on_confirmed()
 
     count = 0
     try:

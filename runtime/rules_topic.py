@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -110,17 +110,26 @@ def plan_delete(rule_ids: Iterable[str], published: Published) -> Plan:
     return Plan((), ids, ids, 0)
 
 
-def execute(settings: Settings, plan: Plan, now: datetime, cancel_changed: bool = False) -> None:
+Progress = Callable[[int, int], None]
+"""Told `(confirmed, total)` each time Kafka confirms one record of a publish."""
+
+
+def execute(
+    settings: Settings,
+    plan: Plan,
+    now: datetime,
+    cancel_changed: bool = False,
+    progress: Progress | None = None,
+) -> None:
     """Publish the plan: rules and pipelines (pipelines first), tombstones, rule cancels;
     with `cancel_changed`, also cancels of the pending timers of changed rules' published
-    versions (the new version's timers are not touched)."""
+    versions (the new version's timers are not touched). The cancels are sent only once
+    every rule record is confirmed; `progress` hears of each confirmation."""
     producer = Producer(kafka_clients.producer_config(settings))
     ordered = sorted(plan.upserts, key=lambda r: 0 if isinstance(r, Pipeline) else 1)
     rules, timers = settings.topic(topics.RULES), settings.topic(topics.TIMERS)
     records = [Outgoing(rules, key_of(r).encode(), codec.encode(r)) for r in ordered]
     records += [Outgoing(rules, key.encode(), None) for key in plan.deletes]
-    if records:
-        kafka_clients.produce_and_confirm(producer, records)
     cancels = [
         Outgoing(timers, rule_id.encode(), codec.encode(cancel_rule(rule_id, now)))
         for rule_id in plan.cancelled_rules
@@ -130,8 +139,17 @@ def execute(settings: Settings, plan: Plan, now: datetime, cancel_changed: bool 
             Outgoing(timers, rule_id.encode(), codec.encode(cancel_rule(rule_id, now, old)))
             for rule_id, old, _new in plan.changed
         ]
-    if cancels:
-        kafka_clients.produce_and_confirm(producer, cancels)
+    total, confirmed = len(records) + len(cancels), 0
+
+    def on_confirmed() -> None:
+        nonlocal confirmed
+        confirmed += 1
+        if progress is not None:
+            progress(confirmed, total)
+
+    for batch in (records, cancels):
+        if batch:
+            kafka_clients.produce_and_confirm(producer, batch, on_confirmed=on_confirmed)
     logger.info(
         "rules published upserts=%s deletes=%s cancelled_rules=%s",
         len(plan.upserts),

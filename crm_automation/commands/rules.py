@@ -32,6 +32,7 @@ from automation_core.rule_errors import RulesInvalid
 from automation_core.rule_spec import PlanActivitySpec, rule_from_spec
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
+from crm_automation import progress
 from crm_automation.commands._common import EXIT_KAFKA, kafka_settings
 from runtime import kafka_clients, rules_topic
 from runtime.codec import records as codec_records
@@ -303,7 +304,9 @@ def apply(
         ),
     ] = Pending.KEEP,
 ) -> None:
-    """Validate the whole file, then publish what changed to automation.rules."""
+    """Validate the whole file, then publish what changed to automation.rules; what was
+    published is printed once Kafka confirmed all of it (with a progress bar on stderr
+    for 500 records or more, when stderr is a terminal)."""
     validated = load_rules_or_exit(file)
     warn_about_cycles(file, validated)
     s = kafka_settings()
@@ -313,15 +316,22 @@ def apply(
     lines = _describe_plan(plan, "would" if dry_run else "publish")
     lines += _describe_pending(s, plan, pending, "would" if dry_run else "will")
     if not dry_run and not plan.empty:
-        try:
-            rules_topic.execute(
-                s, plan, datetime.now(UTC), cancel_changed=pending is Pending.CANCEL
-            )
-        except kafka_clients.DeliveryFailed as exc:
-            typer.echo(f"error: Kafka did not confirm the rules ({exc}); run apply again", err=True)
-            raise typer.Exit(EXIT_KAFKA) from None
+        _publish(s, plan, "apply", cancel_changed=pending is Pending.CANCEL)
     for line in lines:
         typer.echo(line)
+
+
+def _publish(s: Settings, plan: rules_topic.Plan, command: str, cancel_changed: bool) -> None:
+    """Publish the plan, a progress bar on a terminal for large ones; exit EXIT_KAFKA when
+    Kafka does not confirm every record (nothing is said to be published then)."""
+    try:
+        with progress.confirmations("records confirmed by Kafka") as confirmed:
+            rules_topic.execute(
+                s, plan, datetime.now(UTC), cancel_changed=cancel_changed, progress=confirmed
+            )
+    except kafka_clients.DeliveryFailed as exc:
+        typer.echo(f"error: Kafka did not confirm the rules ({exc}); run {command} again", err=True)
+        raise typer.Exit(EXIT_KAFKA) from None
 
 
 def _describe_pending(

@@ -67,6 +67,21 @@ def test_produce_and_confirm_raises_when_the_broker_never_acknowledges() -> None
         )
 
 
+def test_records_the_broker_never_acknowledges_are_not_reported_as_confirmed() -> None:
+    producer = Producer(
+        kafka_clients.producer_config(_unreachable(), **{"message.timeout.ms": 300, "log_level": 0})
+    )
+    confirmed: list[None] = []
+    with pytest.raises(DeliveryFailed):
+        kafka_clients.produce_and_confirm(
+            producer,
+            [Outgoing("t", b"k", b"v1")],
+            timeout=10.0,
+            on_confirmed=lambda: confirmed.append(None),
+        )
+    assert confirmed == []
+
+
 def test_a_full_local_queue_makes_produce_wait_for_room_instead_of_raising() -> None:
     # A queue of one message: the second produce finds it full until the first one's
     # delivery times out and frees it. Every record still gets its delivery report.
