@@ -414,7 +414,8 @@ def list_rules(
 
 @app.command("delete")
 def delete(rule_ids: Annotated[list[str], typer.Argument(help="Rule ids to delete.")]) -> None:
-    """Delete rules (tombstones) and cancel their pending timers."""
+    """Delete rules (tombstones) and cancel their pending timers; what was deleted is
+    printed once Kafka confirmed it, with each rule's pending timers."""
     s = kafka_settings()
     published = rules_topic.read_published(s)
     missing = [r for r in rule_ids if r not in published.rules]
@@ -423,5 +424,9 @@ def delete(rule_ids: Annotated[list[str], typer.Argument(help="Rule ids to delet
     if missing:
         raise typer.Exit(1)
     plan = rules_topic.plan_delete(rule_ids, published)
-    rules_topic.execute(s, plan, datetime.now(UTC))
-    _describe_plan(plan, "deleted")
+    # Counted before the cancels reach the scheduler, said once Kafka confirmed them.
+    lines = [f"deleted rule {rule_id}" for rule_id in plan.deletes]
+    lines += _describe_pending(s, plan, Pending.CANCEL, "will")
+    _publish(s, plan, "delete", cancel_changed=False)
+    for line in lines:
+        typer.echo(line)

@@ -1,4 +1,4 @@
-"""`rules apply` says what it published only once Kafka confirmed it."""
+"""`rules apply` and `rules delete` say what they published only once Kafka confirmed it."""
 
 from __future__ import annotations
 
@@ -111,3 +111,26 @@ def test_a_large_apply_on_a_terminal_shows_progress_up_to_every_record_confirmed
     redirected = run_cli(settings, tmp_path, "rules", "apply", str(path))
     assert redirected.returncode == 0, redirected.stderr
     assert "confirmed by Kafka" not in redirected.stderr
+
+
+def test_delete_names_each_deleted_rule_and_its_pending_timers(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(_many_rules(2))
+    assert run_cli(settings, tmp_path, "rules", "apply", str(path)).returncode == 0
+
+    deleted = run_cli(settings, tmp_path, "rules", "delete", "renewal-0", "renewal-1")
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.splitlines() == [
+        "deleted rule renewal-0",
+        "deleted rule renewal-1",
+        "rule renewal-0: 0 pending timer(s) will be cancelled (rule_cancelled)",
+        "rule renewal-1: 0 pending timer(s) will be cancelled (rule_cancelled)",
+    ]
+    listed = run_cli(settings, tmp_path, "rules", "list")
+    assert "renewal-" not in listed.stdout
+    again = run_cli(settings, tmp_path, "rules", "delete", "renewal-0")
+    assert again.returncode == 1
+    assert "error: no published rule 'renewal-0'" in again.stderr
