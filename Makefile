@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install tools run test test-unit test-integration test-reliability lint stack-up stack-down clean \
-	bench bench-quick bench-check
+	bench bench-quick bench-check diagrams
 
 install: $(STAMP)
 
@@ -75,6 +75,10 @@ bench-quick: install
 ## Quick run compared to bench/reference.json: fails on a ratio drop of more than 25 %.
 bench-check: install
 	$(BIN)/python bench/run_all.py --quick --check bench/reference.json
+
+## docs/img/architecture.svg from scripts/architecture_diagram.py (a unit test checks it is current).
+diagrams: install
+	$(BIN)/python scripts/architecture_diagram.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
