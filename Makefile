@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install tools run test test-unit test-integration test-reliability lint stack-up stack-down clean \
-	bench bench-quick bench-check diagrams
+	bench bench-quick bench-check diagrams plots
 
 install: $(STAMP)
 
@@ -79,6 +79,10 @@ bench-check: install
 ## docs/img/architecture.svg from scripts/architecture_diagram.py (a unit test checks it is current).
 diagrams: install
 	$(BIN)/python scripts/architecture_diagram.py
+
+## BENCHMARKS.md's plots in docs/img/, redrawn from the newest bench/results/ JSON (no benchmark run).
+plots: install
+	$(BIN)/python bench/plots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -62,6 +62,7 @@ from common import (  # noqa: E402
     write_result,
 )
 from engine_floors import floor_run, prepare  # noqa: E402
+from plots import throughput_vs_rules  # noqa: E402
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 PIPELINES = 50
@@ -559,6 +560,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
         )
     path = write_result("engine", r, {k: str(v) for k, v in vars(args).items()})
     print(f"wrote {path}")
+    plot = throughput_vs_rules(json.loads(path.read_text()), path.with_suffix(".svg"))
+    print(f"drew {plot} (make plots redraws docs/img/ from the newest results)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ transaction's start) gives a lower bound, also reported.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ from common import (
     stop_profiler,
     write_result,
 )  # noqa: E402
+from plots import latency_vs_rate  # noqa: E402
 
 RULES = """
 pipelines:
@@ -430,6 +432,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"p99 at 500 events/s: {first['p99_ms']:.0f} ms (target < 250 ms)")
     path = write_result("latency", r, {k: str(v) for k, v in vars(args).items()})
     print(f"wrote {path}")
+    plot = latency_vs_rate(json.loads(path.read_text()), path.with_suffix(".svg"))
+    print(f"drew {plot} (make plots redraws docs/img/ from the newest results)")
 
 
 if __name__ == "__main__":
