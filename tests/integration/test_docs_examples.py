@@ -15,17 +15,22 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from automation_core.evaluate import rule_index_from
 from automation_core.event_json import parse_stage_changed, stage_changed_to_json
+from automation_core.model import Execution
 from automation_core.rules_file import validate_rules_file
 from automation_core.simulate import simulate
 from crm_automation.stack.postgres import postgres_bin
-from runtime import codec, kafka_clients, topics
+from runtime import codec, kafka_clients, schema_registry, topics
 from runtime.settings import Settings
 from tests.fixtures.doc_examples import ROOT, Block, blocks, console_steps, files_of
 from tests.helpers import wait_for
@@ -384,3 +389,85 @@ def test_the_go_producer_example_sends_an_event_the_engine_can_decode(
     event = parse_stage_changed(value)
     assert event.occurred_at.isoformat() == "2026-11-26T10:00:00+00:00"
     assert (event.previous_stage_id, event.item.currency) == ("NEGOTIATION", "EUR")
+
+
+REGISTRY_IN_DOCS = '"http://localhost:8081/apis/ccompat/v7"'
+
+
+def _run_registry_block(doc: str, namespace: dict[str, Any], replace: dict[str, str]) -> None:
+    """The doc's one `needs: registry` python block, in `namespace`."""
+    (block,) = [b for b in blocks(doc) if b.lang == "python" and b.needs_registry]
+    source = block.text
+    for old, new in replace.items():
+        source = source.replace(old, new)
+    exec(compile(source, block.id, "exec"), namespace)  # noqa: S102 - our own docs
+
+
+def _register_schemas(s: Settings, url: str) -> None:
+    """What every process does at start in the schema-registry wire format."""
+    client = schema_registry.RegistryClient(s.model_copy(update={"schema_registry_url": url}))
+    try:
+        schema_registry.register_schemas(client, s)
+    finally:
+        client.close()
+
+
+def test_the_registry_producer_example_writes_the_event_the_single_object_one_does(
+    settings: Settings, doc_dir: Path, registry_url: str
+) -> None:
+    _register_schemas(settings, registry_url)
+    topic = settings.topic(topics.STAGE_CHANGES)
+    replace = {
+        '"localhost:9092"': repr(settings.kafka_bootstrap_servers),
+        '"crm.stage-changes"': repr(topic),
+        REGISTRY_IN_DOCS: repr(registry_url),
+    }
+    namespace = run_python_blocks("producers.md", include_stack=True, replace=replace)
+    _run_registry_block("producers.md", namespace, replace)
+
+    tail = subprocess.run(
+        [CLI, "events", "tail", topics.STAGE_CHANGES, "--from-beginning", "--max", "2",
+         "--timeout", "10"],
+        cwd=doc_dir,
+        env=cli_env(settings, doc_dir.parent, CRM_AUTOMATION_SCHEMA_REGISTRY_URL=registry_url),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert tail.returncode == 0, tail.stderr
+    single, framed = (json.loads(line) for line in tail.stdout.splitlines())
+    assert (single["key"], single["schema"]) == ("DEAL:4711", "StageChanged")
+    assert (framed["key"], framed["value"]) == (single["key"], single["value"])
+    assert namespace["framed"][:1] == b"\x00" != namespace["value"][:1]
+
+
+def test_the_analysts_stock_consumer_reads_what_a_registry_producer_wrote(
+    settings: Settings, doc_dir: Path, registry_url: str
+) -> None:
+    _register_schemas(settings, registry_url)
+    topic = settings.topic(topics.EXECUTIONS)
+    executions = [r for r in _seed_records() if isinstance(r, Execution)]
+    with SchemaRegistryClient({"url": registry_url}) as client:
+        serialize = AvroSerializer(
+            client, conf={"auto.register.schemas": False, "use.latest.version": True}
+        )
+        producer = Producer(kafka_clients.producer_config(settings))
+        context = SerializationContext(topic, MessageField.VALUE)
+        for record in executions:
+            _name, fields = codec.decode_dict(codec.encode(record))
+            producer.produce(topic, key=record.item_key.encode(), value=serialize(fields, context))
+        assert producer.flush(30) == 0
+
+    namespace: dict[str, Any] = {}
+    _run_registry_block(
+        "analysts.md",
+        namespace,
+        {
+            '"localhost:9092"': repr(settings.kafka_bootstrap_servers),
+            '"automation.executions"': repr(topic),
+            '"analytics-stock"': repr(f"docs-test-{uuid.uuid4().hex[:8]}"),
+            REGISTRY_IN_DOCS: repr(registry_url),
+        },
+    )
+    assert sorted(namespace["statuses"]) == sorted(
+        (e.item_key, e.rule_id, e.status.value) for e in executions
+    )
+    assert len(executions) >= 4

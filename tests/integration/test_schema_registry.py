@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from crm_automation.stack import Stack
 from runtime import kafka_clients, topics
 from runtime.codec.framing import REGISTRY_MAGIC
 from runtime.schema_registry import RECORDS_BY_TOPIC
@@ -46,28 +44,6 @@ rules:
     when: {delay: 1m}
     action: {type: plan_activity, subject: Call}
 """
-
-
-@pytest.fixture(scope="module")
-def registry_url(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Apicurio Registry started by the stack's own code (Kafka, Postgres and Radicale
-    are the session's, configured, so only the registry is local here)."""
-    local = Stack(
-        stack.settings.model_copy(
-            update={
-                "home": tmp_path_factory.mktemp("registry-home"),
-                "wire_format": "schema-registry",
-                "schema_registry_url": None,
-            }
-        )
-    )
-    assert [server.name for server in local.local_servers] == ["registry"]
-    try:
-        local.up()
-        assert local.schema_registry_url is not None
-        yield local.schema_registry_url
-    finally:
-        local.down()
 
 
 def records(s: Settings, contract: str) -> list[bytes]:

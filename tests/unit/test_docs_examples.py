@@ -23,7 +23,8 @@ from automation_core.event_json import parse_stage_changed
 from automation_core.rule_errors import RulesInvalid
 from automation_core.rules_file import validate_rules_file
 from crm_automation.cli import app
-from runtime import codec
+from crm_automation.stack.registry import CCOMPAT_PATH
+from runtime import codec, topics
 from tests.fixtures.doc_examples import (
     DOCUMENTS,
     LANGUAGES,
@@ -61,7 +62,9 @@ def run_python_blocks(doc: str, *, include_stack: bool, replace: dict[str, str])
     """Execute the doc's python blocks in order in one namespace (cwd: the caller's)."""
     namespace: dict[str, Any] = {"__name__": f"docs_{doc.replace('.', '_').replace('-', '_')}"}
     for block in blocks(doc):
-        if block.lang != "python" or (block.needs_stack and not include_stack):
+        if block.lang != "python" or block.needs_registry:  # run on their own, with a registry
+            continue
+        if block.needs_stack and not include_stack:
             continue
         source = block.text
         for old, new in replace.items():
@@ -73,7 +76,7 @@ def run_python_blocks(doc: str, *, include_stack: bool, replace: dict[str, str])
 def test_the_documents_exist_and_have_examples() -> None:
     for doc in DOCUMENTS:
         assert blocks(doc), f"docs/{doc} has no example"
-    for lang in ("yaml", "jsonl", "python", "console", "sql", "sh", "java", "go"):
+    for lang in ("yaml", "jsonl", "python", "console", "sql", "sh", "java", "go", "ksql"):
         assert all_blocks(lang), f"no {lang} example in the docs"
 
 
@@ -194,8 +197,53 @@ def test_shell_examples_use_real_commands_and_services(block: Block) -> None:
             assert words[1] in {"apply", "create", "delete", "get", "rollout"}, line
             if "-k" in words:
                 assert (ROOT / words[words.index("-k") + 1] / "kustomization.yaml").exists()
+        elif words[0] == "kcat":
+            _assert_stock_tool_reads_our_topics(block, words[words.index("-t") + 1])
+            assert "-s" in words and words[words.index("-s") + 1] == "value=avro", line
+            assert words[words.index("-r") + 1].endswith(CCOMPAT_PATH), line
         else:
             assert words[0] in {"pg_dump", "pg_restore", "psql", "export"}, line
+
+
+_CONTRACT_TOPICS = {
+    topics.STAGE_CHANGES: "StageChanged",
+    topics.ACTIONS: "Action",
+    topics.EXECUTIONS: "Execution",
+    topics.TIMERS: "TimerCommand",
+}
+
+
+def _assert_stock_tool_reads_our_topics(block: Block, topic: str, *columns: str) -> None:
+    """`topic` is a contract topic, and every column a field of the record it carries."""
+    assert topic in _CONTRACT_TOPICS, f"{block.id}: {topic} is not a contract topic"
+    schema = json.loads(
+        (ROOT / "schemas" / "avro" / f"crm.automation.{_CONTRACT_TOPICS[topic]}.avsc").read_text()
+    )
+    fields = {field["name"] for field in schema["fields"]}
+    assert set(columns) <= fields, f"{block.id}: not fields of {topic}: {set(columns) - fields}"
+
+
+@pytest.mark.parametrize("block", _params("ksql") + _params("flink-sql") + _params("properties"))
+def test_stock_tool_examples_read_our_topics_in_the_registry_format(block: Block) -> None:
+    text = block.text
+    if block.lang == "ksql":
+        (topic,) = re.findall(r"KAFKA_TOPIC='([^']+)'", text)
+        assert "VALUE_FORMAT='AVRO'" in text, block.id
+        selected = re.findall(r"SELECT (.+?) FROM", text, re.S)
+        columns = [c.strip() for part in selected for c in part.split(",") if "(" not in c]
+    elif block.lang == "flink-sql":
+        (topic,) = re.findall(r"'topic' = '([^']+)'", text)
+        assert "'value.format' = 'avro-confluent'" in text, block.id
+        assert re.search(rf"'value.avro-confluent.url' = '[^']+{CCOMPAT_PATH}'", text), block.id
+        table = text[text.index("(") + 1 : text.index(") WITH")]
+        columns = [line.split()[0] for line in table.strip().splitlines()]
+    else:
+        config = dict(line.split("=", 1) for line in text.splitlines() if line.strip())
+        topic = config["topics"]
+        assert config["value.converter"] == "io.confluent.connect.avro.AvroConverter"
+        assert config["value.converter.schema.registry.url"].endswith(CCOMPAT_PATH)
+        columns = [c for c in config.get("pk.fields", "").split(",") if c]
+    _assert_stock_tool_reads_our_topics(block, topic, *columns)
 
 
 def test_the_analysts_decoder_reads_the_engines_actions_and_executions(doc_dir: Path) -> None:
