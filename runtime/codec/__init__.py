@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from fastavro.schema import to_parsing_canonical_form
 
-from automation_core.model import Action, TimerCommand
+from automation_core.model import Action, Execution, TimerCommand
+from runtime.codec.execution_writer import execution_body
 from runtime.codec.framing import (
     HEADER_LENGTH,
     MAGIC,
@@ -96,6 +97,8 @@ def write_registry_ids(ids: Mapping[str, int]) -> None:
 
 def encode(record: TopLevel) -> bytes:
     """Encode a top-level domain record (StageChanged, Rule, Pipeline, TimerCommand, ...)."""
+    if type(record) is Execution:  # the most frequent record: its own writer
+        return _schema_set().headers["Execution"] + execution_body(record)
     try:
         name, to_avro = TO_AVRO[type(record)]
     except KeyError:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import fastavro
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
-from automation_core.model import Action, TimerCommand
+from automation_core.model import Action, Execution, ExecutionStatus, TimerCommand
 from runtime import codec
 from runtime.codec import records
 from scheduler.timer_batch import schedule_of
-from tests.unit.test_codec import actions, timer_commands
+from tests.unit.test_codec import actions, executions, offsets, timer_commands
 from tests.unit.test_scheduler_batch import a_schedule
 
 
@@ -62,3 +65,34 @@ def _without_branch_names(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_branch_names(v) for v in value]
     return value
+
+
+# Any microsecond, any offset: the writer must round a sub-millisecond part as fastavro does.
+precise_timestamps = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets
+)
+
+
+@given(
+    executions,
+    st.none() | precise_timestamps,
+    precise_timestamps,
+)
+def test_the_execution_writer_writes_fastavros_bytes(
+    execution: Execution, due_at: datetime | None, recorded_at: datetime
+) -> None:
+    for record in (execution, replace(execution, due_at=due_at, recorded_at=recorded_at)):
+        writer = codec.writer_schemas()["Execution"]
+        out = io.BytesIO()
+        out.write(writer.header)
+        fastavro.schemaless_writer(out, writer.parsed, records.execution_to_avro(record))
+        assert codec.encode(record) == out.getvalue()
+
+
+def test_the_execution_writer_refuses_a_naive_time_as_the_general_path_does() -> None:
+    naive = Execution(
+        rule_id="r", item_key="DEAL:1", event_id="e", status=ExecutionStatus.FIRED,
+        recorded_at=datetime(2026, 12, 1, 10, 0),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="naive"):
+        codec.encode(naive)
