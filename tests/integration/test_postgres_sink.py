@@ -245,6 +245,20 @@ def test_the_same_action_twice_in_one_batch_is_stored_once(conn: psycopg.Connect
     assert counts(conn) == (0, 1, 0, 0, 0, 1)
 
 
+def test_a_batch_of_new_and_replayed_actions_stores_the_new_ones_in_topic_order(
+    conn: psycopg.Connection,
+) -> None:
+    # The replayed action fails the direct COPY: its table's rows take the staging path.
+    first, second, third = deal(), deal(), deal()
+    postgres.write_batch(conn, rows_of(second), GROUP, {})
+
+    postgres.write_batch(conn, rows_of(first, second, third, lead()), GROUP, {})
+
+    stored = fetch(conn, "SELECT action_id FROM deals ORDER BY id")
+    assert stored == [(second.action_id,), (first.action_id,), (third.action_id,)]
+    assert counts(conn) == (1, 3, 0, 0, 0, 0)
+
+
 @pytest.mark.parametrize("completion_first", [True, False], ids=["completion-first", "in-order"])
 def test_an_activity_whose_stage_was_left_is_stored_completed_in_either_order(
     conn: psycopg.Connection, completion_first: bool
