@@ -190,10 +190,10 @@ def copy_rate(url: str, count: int, size: int, tag: str) -> float:
 def bare_fire_rate(
     url: str, burst: int, due: datetime, producer: Producer | None, topic: str
 ) -> float:
-    """The floor: claim 1,000 FOR UPDATE SKIP LOCKED, produce each one's stored action
-    bytes and confirm them (the scheduler's producer settings), mark fired, commit. It
-    does what firing must do and nothing else: no Execution records, no domain objects,
-    no metrics."""
+    """The floor: claim FOR UPDATE SKIP LOCKED (1,000, doubled after each full batch up to
+    8,000, as the scheduler does), produce each one's stored action bytes and confirm
+    them (the scheduler's producer settings), mark fired, commit. It does what firing
+    must do and nothing else: no Execution records, no domain objects, no metrics."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO timers_copy SELECT timer_id || '-bare', item_key, stage_entry_id,"
@@ -202,14 +202,14 @@ def bare_fire_rate(
             (due,),
         )
         conn.execute("VACUUM ANALYZE timers_copy")
-        started, fired = time.perf_counter(), 0
+        started, fired, limit = time.perf_counter(), 0, 1000
         while True:
             with conn.transaction():
                 claimed = conn.execute(
                     "SELECT timer_id, item_key, action FROM timers_copy"
                     " WHERE status = 'pending' AND due_at <= %s"
-                    " ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
-                    (due,),
+                    " ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (due, limit),
                 ).fetchall()
                 if not claimed:
                     break
@@ -225,6 +225,7 @@ def bare_fire_rate(
                     (ids,),
                 )
                 fired += len(ids)
+                limit = min(2 * limit, 8000) if len(ids) == limit else 1000
         assert fired == burst, fired
         return burst / (time.perf_counter() - started)
 

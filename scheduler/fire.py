@@ -46,6 +46,7 @@ class FireLoop:
         actions_topic: str,
         executions_topic: str,
         batch_size: int = 1000,
+        max_batch_size: int | None = None,
         poll_seconds: float = 1.0,
         before_commit: Callable[[], None] | None = None,
     ) -> None:
@@ -57,6 +58,10 @@ class FireLoop:
         self._actions_topic = actions_topic
         self._executions_topic = executions_topic
         self._batch_size = batch_size
+        # Under a backlog each full batch doubles the next, up to this: fewer claims,
+        # confirmations and commits per timer while a burst drains.
+        self._max_batch_size = max_batch_size or 8 * batch_size
+        self._limit = batch_size
         self._poll_seconds = poll_seconds
         self._before_commit = before_commit
         self._wake = threading.Event()
@@ -83,7 +88,7 @@ class FireLoop:
         started = time.perf_counter()
         now = self._clock.now()
         with self._conn.transaction(), self._conn.cursor() as cur:
-            due = timer_store.claim_due(cur, now, self._batch_size)
+            due = timer_store.claim_due(cur, now, self._limit)
             if not due:
                 return 0
             self._publisher.publish(self._records(due, now))
@@ -128,8 +133,10 @@ class FireLoop:
                 if self._conn.broken or self._conn.closed:
                     self._conn = self._connect()
                 fired = self.fire_once()
-                if fired >= self._batch_size:
-                    continue  # a backlog: keep firing, oldest first
+                if fired >= self._limit:  # a backlog: keep firing, oldest first
+                    self._limit = min(2 * self._limit, self._max_batch_size)
+                    continue
+                self._limit = self._batch_size
                 self._refresh_pending()
                 wait = self._wait_seconds(timer_store.next_due(self._conn))
             except RETRYABLE as exc:

@@ -127,11 +127,14 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.records: list[Outgoing] = []
+        self.batch_sizes: list[int] = []
+        """Actions per publish: timers per fired batch."""
         self._lock = threading.Lock()
 
     def publish(self, records: Sequence[Outgoing]) -> None:
         with self._lock:
             self.records.extend(records)
+            self.batch_sizes.append(sum(r.topic == ACTIONS for r in records))
 
     def fired_action_ids(self) -> list[str]:
         with self._lock:
@@ -488,6 +491,35 @@ def test_two_fire_loops_racing_over_the_same_due_timers_fire_each_exactly_once(
     finally:
         first.close()
         second.close()
+
+
+def test_a_backlog_fires_oldest_first_in_batches_that_double_up_to_eight_times_the_size(
+    database_url: str, clock: FakeClock
+) -> None:
+    s = Scheduler(database_url, clock, batch_size=2)
+    stop = threading.Event()
+    runner = threading.Thread(target=s.fire.run, args=(stop,))
+    try:
+        ids = [f"a-backlog-{i:02}" for i in range(60)]
+        s.ingest.write(
+            batch(
+                *[
+                    schedule(a, item=f"DEAL:{i}", due_at=T0 + timedelta(seconds=i))
+                    for i, a in enumerate(ids)
+                ]
+            )
+        )
+        clock.set(T0 + timedelta(minutes=1))
+        runner.start()
+        wait_until(lambda: len(s.publisher.fired_action_ids()) >= len(ids), timeout=30)
+    finally:
+        stop.set()
+        s.fire.interrupt()
+        if runner.is_alive():
+            runner.join()
+        s.close()
+    assert s.publisher.fired_action_ids() == ids
+    assert s.publisher.batch_sizes == [2, 4, 8, 16, 16, 14]
 
 
 def test_a_newly_ingested_timer_wakes_the_fire_loop_before_its_next_poll(
