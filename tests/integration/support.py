@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -193,3 +193,24 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def read_topic(settings: Settings, topic: str) -> list[Message]:
+    """Every message of the contract topic `topic`, read up to its end (no group joined)."""
+    name = settings.topic(topic)
+    consumer = Consumer(kafka_clients.consumer_config(settings, f"reader-{uuid.uuid4().hex[:8]}"))
+    found: list[Message] = []
+    try:
+        for partition in consumer.list_topics(name, timeout=10).topics[name].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), 10)
+            consumer.assign([TopicPartition(name, partition, low)])
+            position = low
+            while position < high:
+                message = consumer.poll(10)
+                assert message is not None, f"{name}[{partition}] stalled at {position}"
+                if message.error() is None:
+                    found.append(message)
+                    position = (message.offset() or 0) + 1
+    finally:
+        consumer.close()
+    return found

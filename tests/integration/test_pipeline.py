@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from automation_core.model import Action
 from runtime import codec, kafka_clients, topics
@@ -24,6 +23,7 @@ from tests.helpers import wait_for
 from tests.integration.support import (
     TopicReader,
     metric_sum,
+    read_topic,
     run_cli,
     set_max_message_bytes,
     start_cli,
@@ -334,25 +334,10 @@ def test_db_migrate_is_idempotent(settings: Settings, tmp_path: Path) -> None:
 
 def action_ids_in_topic(s: Settings) -> list[str]:
     """The action id of every record in automation.actions, read up to its end."""
-    topic = s.topic(topics.ACTIONS)
-    consumer = Consumer(kafka_clients.consumer_config(s, f"test-{uuid.uuid4().hex[:8]}"))
-    found: list[str] = []
-    try:
-        for partition in range(s.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            consumer.assign([TopicPartition(topic, partition, low)])
-            position = low
-            while position < high:
-                message = consumer.poll(5)
-                assert message is not None, f"partition {partition} stalled at {position}"
-                if message.error() is None:
-                    action = codec.decode(message.value() or b"")
-                    assert isinstance(action, Action)
-                    found.append(action.action_id)
-                    position = (message.offset() or 0) + 1
-    finally:
-        consumer.close()
-    return found
+    return [
+        codec.decode_as(message.value() or b"", Action).action_id
+        for message in read_topic(s, topics.ACTIONS)
+    ]
 
 
 def deal_action_ids(s: Settings) -> list[str] | None:

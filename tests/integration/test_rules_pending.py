@@ -15,8 +15,7 @@ from automation_core.model import Execution, ExecutionStatus
 from runtime import codec, topics
 from runtime.settings import Settings
 from tests.helpers import wait_for
-from tests.integration.support import run_cli, start_cli, stop_process
-from tests.reliability.harness import read_topic
+from tests.integration.support import read_topic, run_cli, start_cli, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

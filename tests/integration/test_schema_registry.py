@@ -9,24 +9,22 @@ Kafka Connect, ksqlDB or any stock consumer would read it.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from runtime import kafka_clients, topics
+from runtime import topics
 from runtime.codec.framing import REGISTRY_MAGIC
 from runtime.schema_registry import RECORDS_BY_TOPIC
 from runtime.settings import Settings
 from tests.helpers import wait_for
-from tests.integration.support import run_cli, start_cli, stop_process
+from tests.integration.support import read_topic, run_cli, start_cli, stop_process
 from tests.integration.test_pipeline import event
 
 pytestmark = pytest.mark.integration
@@ -48,23 +46,7 @@ rules:
 
 def records(s: Settings, contract: str) -> list[bytes]:
     """Every value of the topic `contract`, read up to its end."""
-    topic = s.topic(contract)
-    consumer = Consumer(kafka_clients.consumer_config(s, f"test-{uuid.uuid4().hex[:8]}"))
-    found: list[bytes] = []
-    try:
-        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            consumer.assign([TopicPartition(topic, partition, low)])
-            position = low
-            while position < high:
-                message = consumer.poll(5)
-                assert message is not None, f"{topic}[{partition}] stalled at {position}"
-                if message.error() is None:
-                    found.append(message.value() or b"")
-                    position = (message.offset() or 0) + 1
-    finally:
-        consumer.close()
-    return found
+    return [message.value() or b"" for message in read_topic(s, contract)]
 
 
 def test_every_topic_is_readable_by_a_stock_deserializer_and_both_input_formats_are_acted_on(

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,7 +44,7 @@ from automation_core.simulate import simulate
 from runtime import codec, kafka_clients, topics
 from runtime.settings import Settings
 from sinks.calendar.caldav_client import CalDAVClient, CalendarRef
-from tests.integration.support import reserve_port, run_cli, start_cli
+from tests.integration.support import read_topic, reserve_port, run_cli, start_cli
 
 RULES = """
 pipelines:
@@ -585,29 +584,6 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def read_topic(settings: Settings, topic: str) -> list[Message]:
-    """Every message of a topic, read up to its end."""
-    name = settings.topic(topic)
-    consumer = Consumer(kafka_clients.consumer_config(settings, f"reader-{uuid.uuid4().hex[:8]}"))
-    found: list[Message] = []
-    try:
-        for partition in range(settings.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), 10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(name, partition, low)])
-            position = low
-            while position < high:
-                message = consumer.poll(10)
-                assert message is not None, f"{name}[{partition}] stalled at {position}"
-                if message.error() is None:
-                    found.append(message)
-                    position = (message.offset() or 0) + 1
-    finally:
-        consumer.close()
-    return found
 
 
 def group_lag(settings: Settings, group: str) -> int | None:
