@@ -48,7 +48,8 @@ def run(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
-    s = _prepare(rules_file, started)
+    stack, ours = _start_stack(started)
+    s = _prepare(stack.resolved_settings(), rules_file, started)
     if s.webhook_allowed_hosts:
         try:
             webhook_process.config_of(s)  # the sink's own check, before it is started
@@ -75,6 +76,7 @@ def run(
             "stopped: " + ", ".join(f"{name} exit {code}" for name, code in codes.items()),
             highlight=False,
         )
+        _stop_servers(stack, ours)
     failed = {n: c for n, c in codes.items() if c not in (0, -signal.SIGTERM)}
     if failed:
         raise typer.Exit(1)
@@ -84,8 +86,11 @@ def _t(started: float) -> str:
     return f"[dim]{time.monotonic() - started:6.1f}s[/dim]"
 
 
-def _prepare(rules_file: Path, started: float) -> Settings:
+def _start_stack(started: float) -> tuple[Stack, set[str]]:
+    """The stack, up; and the local servers this run started (not those already running,
+    e.g. by `stack up`, nor configured services): the ones it stops again at the end."""
     stack = Stack(configured_settings())
+    ours: set[str] = set()
     try:
         with console.status("starting the stack (first run: fetching Kafka from Maven Central)"):
             for report in stack.up(lambda m: console.print(f"{_t(started)} {m}", highlight=False)):
@@ -93,10 +98,28 @@ def _prepare(rules_file: Path, started: float) -> Settings:
                     f"{_t(started)} {report.name:<9} {report.outcome:<8} {report.address}",
                     highlight=False,
                 )
+                if report.outcome == "started":
+                    ours.add(report.name)
     except StackError as exc:
         console.print(f"[red]the stack did not start:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
-    s = stack.resolved_settings()
+    return stack, ours
+
+
+def _stop_servers(stack: Stack, ours: set[str]) -> None:
+    """Stop the servers this run started; their data stays in the home for the next run."""
+    for server in reversed(stack.local_servers):
+        if server.name in ours:
+            server.stop()
+    if ours:
+        console.print(
+            f"stopped the servers this run started: {', '.join(sorted(ours))}"
+            f" (their data stays under {stack.settings.home})",
+            highlight=False,
+        )
+
+
+def _prepare(s: Settings, rules_file: Path, started: float) -> Settings:
     created = topics.create_topics(AdminClient(kafka_clients.admin_config(s)), s)
     console.print(f"{_t(started)} topics ready ({len(created)} created)", highlight=False)
     schema_registry.configure(s)
@@ -120,7 +143,7 @@ def _where_to_look(s: Settings) -> None:
     console.print(f"Kafka     {s.kafka_bootstrap_servers}", highlight=False)
     console.print(f"Postgres  {mask_password(_database_url(s))}", highlight=False)
     console.print(f"CalDAV    {s.caldav_url} (calendars under /<user>/calendar/)", highlight=False)
-    console.print("Ctrl-C stops everything.")
+    console.print("Ctrl-C stops everything this run started.")
 
 
 def _database_url(s: Settings) -> str:
