@@ -66,13 +66,15 @@ def latency_vs_rate(result: dict[str, Any], out: Path) -> Path:
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
         ax.minorticks_off()
-        ax.set_xlabel("events/s produced (target rate)")
-        ax.set_ylabel("latency, occurred_at to row in Postgres (ms, log scale)")
-        ax.set_title(_caption(result, f"{result['seconds_per_rate']:g} s per rate"), fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
-        return _save(fig, out)
+        return _finish(
+            fig,
+            ax,
+            "events/s produced (target rate)",
+            "latency, occurred_at to row in Postgres (ms, log scale)",
+            _caption(result, f"{result['seconds_per_rate']:g} s per rate"),
+            "upper left",
+            out,
+        )
 
 
 def throughput_vs_rules(result: dict[str, Any], out: Path) -> Path:
@@ -107,13 +109,28 @@ def throughput_vs_rules(result: dict[str, Any], out: Path) -> Path:
         ax.minorticks_off()
         ax.margins(x=0.12)  # room for the outer points' labels
         ax.set_ylim(bottom=0, top=max([*rates, result.get("f2", {}).get("events_per_s", 0)]) * 1.2)
-        ax.set_xlabel("rules in the rules table")
-        ax.set_ylabel("engine throughput (events/s)")
-        ax.set_title(_caption(result, f"{result['partitions']} partitions"), fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
-        fig.tight_layout()
-        return _save(fig, out)
+        return _finish(
+            fig,
+            ax,
+            "rules in the rules table",
+            "engine throughput (events/s)",
+            _caption(result, f"{result['partitions']} partitions"),
+            "lower left",
+            out,
+        )
+
+
+def _finish(
+    fig: Figure, ax: Any, xlabel: str, ylabel: str, title: str, legend: str, out: Path
+) -> Path:
+    """Labels, caption, grid and legend as every plot has them; then the file."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc=legend)
+    fig.tight_layout()
+    return _save(fig, out)
 
 
 def _caption(result: dict[str, Any], detail: str) -> str:

@@ -35,7 +35,7 @@ from runtime.settings import Settings
 from tests.fixtures.doc_examples import ROOT, Block, blocks, console_steps, files_of
 from tests.helpers import wait_for
 from tests.integration.support import CLI, cli_env, start_cli, stop_process
-from tests.unit.test_docs_examples import run_python_blocks
+from tests.unit.test_docs_examples import run_block, run_python_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -397,10 +397,7 @@ REGISTRY_IN_DOCS = '"http://localhost:8081/apis/ccompat/v7"'
 def _run_registry_block(doc: str, namespace: dict[str, Any], replace: dict[str, str]) -> None:
     """The doc's one `needs: registry` python block, in `namespace`."""
     (block,) = [b for b in blocks(doc) if b.lang == "python" and b.needs_registry]
-    source = block.text
-    for old, new in replace.items():
-        source = source.replace(old, new)
-    exec(compile(source, block.id, "exec"), namespace)  # noqa: S102 - our own docs
+    run_block(block, namespace, replace)
 
 
 def _register_schemas(s: Settings, url: str) -> None:

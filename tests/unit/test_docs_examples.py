@@ -66,11 +66,16 @@ def run_python_blocks(doc: str, *, include_stack: bool, replace: dict[str, str])
             continue
         if block.needs_stack and not include_stack:
             continue
-        source = block.text
-        for old, new in replace.items():
-            source = source.replace(old, new)
-        exec(compile(source, block.id, "exec"), namespace)  # noqa: S102 - our own docs
+        run_block(block, namespace, replace)
     return namespace
+
+
+def run_block(block: Block, namespace: dict[str, Any], replace: dict[str, str]) -> None:
+    """Execute one python block in `namespace`, with the `replace` substitutions."""
+    source = block.text
+    for old, new in replace.items():
+        source = source.replace(old, new)
+    exec(compile(source, block.id, "exec"), namespace)  # noqa: S102 - our own docs
 
 
 def test_the_documents_exist_and_have_examples() -> None:
