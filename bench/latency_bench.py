@@ -282,35 +282,19 @@ def measure(
     }
 
 
-def engine_batches(port: int) -> dict[str, float]:
-    """The engine's batching over the whole run (warm-up included), from its metrics: every
-    event it evaluated (the copies re-enter as events of `deals-01`) and its batches."""
+def metrics_of(port: int) -> list[Any]:
+    """The metric families a process exposes on its metrics port."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-        text = r.read().decode()
-    values = {"crm_automation_events_total": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
-    events = values["crm_automation_events_total"]
-    batches = values.get("crm_automation_engine_batch_duration_seconds_count", 0.0)
-    busy = values.get("crm_automation_engine_batch_duration_seconds_sum", 0.0)
-    return {
-        "engine_events": events,
-        "engine_batches": batches,
-        "engine_events_per_batch": events / batches if batches else 0.0,
-        "engine_batch_ms_per_event": busy * 1000 / events if events else 0.0,
-    }
+        return list(text_string_to_metric_families(r.read().decode()))
 
 
-def sink_batches(port: int) -> dict[str, float]:
-    """The Postgres sink's batch writes (one transaction each) over the whole run: how many,
-    their mean, and how many took longer than 100 and 250 ms (histogram buckets)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-        text = r.read().decode()
+def histogram(families: list[Any], name: str, one: str, many: str) -> dict[str, float]:
+    """One histogram over the whole run: observations (`many`), their mean (`one`_ms_mean)
+    and how many took longer than 100 and 250 ms (its buckets)."""
     count = total = 0.0
     within: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "crm_automation_sink_batch_duration_seconds":
+    for family in families:
+        if family.name != name:
             continue
         for sample in family.samples:
             if sample.name.endswith("_count"):
@@ -321,11 +305,43 @@ def sink_batches(port: int) -> dict[str, float]:
                 le = sample.labels["le"]
                 within[le] = within.get(le, 0.0) + sample.value
     return {
-        "sink_batches": count,
-        "sink_batch_ms_mean": total * 1000 / count if count else 0.0,
-        "sink_batches_over_100ms": count - within.get("0.1", count),
-        "sink_batches_over_250ms": count - within.get("0.25", count),
+        many: count,
+        f"{one}_ms_mean": total * 1000 / count if count else 0.0,
+        f"{many}_over_100ms": count - within.get("0.1", count),
+        f"{many}_over_250ms": count - within.get("0.25", count),
     }
+
+
+def engine_batches(port: int) -> dict[str, float]:
+    """The engine's batching over the whole run (warm-up included), from its metrics: every
+    event it evaluated (the copies re-enter as events of `deals-01`), its batches, and how
+    long the batches waited for Kafka to acknowledge their outputs."""
+    families = metrics_of(port)
+    values = {"crm_automation_events_total": 0.0}
+    for family in families:
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    events = values["crm_automation_events_total"]
+    batches = values.get("crm_automation_engine_batch_duration_seconds_count", 0.0)
+    busy = values.get("crm_automation_engine_batch_duration_seconds_sum", 0.0)
+    return {
+        "engine_events": events,
+        "engine_batches": batches,
+        "engine_events_per_batch": events / batches if batches else 0.0,
+        "engine_batch_ms_per_event": busy * 1000 / events if events else 0.0,
+        **histogram(
+            families,
+            "crm_automation_engine_confirm_duration_seconds",
+            "engine_confirm",
+            "engine_confirms",
+        ),
+    }
+
+
+def sink_batches(port: int) -> dict[str, float]:
+    """The Postgres sink's batch writes (one transaction each) over the whole run."""
+    name = "crm_automation_sink_batch_duration_seconds"
+    return histogram(metrics_of(port), name, "sink_batch", "sink_batches")
 
 
 def quarter_second_maxima(timed: list[tuple[int, float]]) -> list[float]:
@@ -396,7 +412,10 @@ def main() -> None:
                 f" sink {r['sink_cpu_share']:.0%})"
                 f"  (engine: {r['engine_events']:.0f} events in {r['engine_batches']:.0f}"
                 f" batches, {r['engine_events_per_batch']:.1f} per batch,"
-                f" {r['engine_batch_ms_per_event']:.2f} ms in batches per event)"
+                f" {r['engine_batch_ms_per_event']:.2f} ms in batches per event;"
+                f" waiting for Kafka's acknowledgements: mean {r['engine_confirm_ms_mean']:.0f}"
+                f" ms a batch, {r['engine_confirms_over_100ms']:.0f} over 100 ms,"
+                f" {r['engine_confirms_over_250ms']:.0f} over 250 ms)"
                 f"  (sink: {r['sink_batches']:.0f} batch writes, mean"
                 f" {r['sink_batch_ms_mean']:.0f} ms, {r['sink_batches_over_100ms']:.0f} over"
                 f" 100 ms, {r['sink_batches_over_250ms']:.0f} over 250 ms)"

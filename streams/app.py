@@ -155,7 +155,8 @@ def build_engine(
                     out.send(record)
             # Confirmed before this iteration ends, i.e. before Faust acks the batch;
             # Faust flushes the changelog before it commits the batch's offsets.
-            await out.confirm()
+            with metrics.confirm_seconds.time():
+                await out.confirm()
             for key, (event, new_state) in new_states.items():
                 with as_current_event(event):
                     state[key] = new_state

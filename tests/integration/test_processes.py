@@ -42,6 +42,7 @@ EXPECTED = {
         "crm_automation_timer_commands_total",
         "crm_automation_dlq_messages_total",
         "crm_automation_engine_batch_duration_seconds_count",
+        "crm_automation_engine_confirm_duration_seconds_count",
         "crm_automation_rules_loaded",
         "crm_automation_consumer_lag",
     ],
