@@ -93,23 +93,47 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
     ("scheduler_lag_p99_s", "scheduler", "lag_p99_s", 1.0, "<"),
     ("scheduler_ingest_vs_copy", "scheduler", "ingest_vs_copy", 0.5, ">="),
     ("postgres_sink_vs_copy", "sinks", "postgres.ratio_sink_to_copy", 0.5, ">="),
+    # Where the machine has the cores: `cpu_count` below says what it had.
+    ("scheduler_two_vs_one_process", "scheduler", "two_vs_one_process", 1.5, ">="),
 ]
+# Figures without a goal: name, scenario, dotted key in its result file.
+REPORTED: list[tuple[str, str, str]] = [
+    ("scheduler_burst_drain_timers_per_s", "scheduler", "fire_rate"),
+    ("scheduler_process_rss_mb", "scheduler", "processes_1_rss_mb"),
+    ("scheduler_cpu_count", "scheduler", "cpu_count"),
+]
+
+
+def value_of(outcomes: dict[str, dict[str, Any]], scenario: str, key: str) -> Any:
+    """A value (dotted key) of a scenario's newest result file; None when it has none."""
+    files = outcomes.get(scenario, {}).get("results", [])
+    if not files:
+        return None
+    value: Any = json.loads((HERE.parent / files[-1]).read_text())
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def targets(outcomes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each target's value (from its scenario's newest result file), goal, and verdict."""
     found: dict[str, dict[str, Any]] = {}
     for name, scenario, key, goal, sense in TARGETS:
-        files = outcomes.get(scenario, {}).get("results", [])
-        if not files:
-            continue
-        value: Any = json.loads((HERE.parent / files[-1]).read_text())
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+        value = value_of(outcomes, scenario, key)
         if not isinstance(value, int | float):
             continue
         met = value >= goal if sense == ">=" else value < goal
         found[name] = {"value": value, "goal": f"{sense} {goal:g}", "met": met}
+    return found
+
+
+def reported(outcomes: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The figures BENCHMARKS.md reports next to the targets, without a goal."""
+    found = {}
+    for name, scenario, key in REPORTED:
+        value = value_of(outcomes, scenario, key)
+        if isinstance(value, int | float):
+            found[name] = value
     return found
 
 
@@ -168,9 +192,13 @@ def main() -> None:
     for name, t in met.items():
         verdict = "met" if t["met"] else "MISSED"
         print(f"{name:<32} {t['value']:>10.3f} {t['goal']:>10}  {verdict}")
+    figures = reported(outcomes)
+    for name, value in figures.items():
+        print(f"{name:<32} {value:>10,.0f}")
     print(f"\nstack start {stack_seconds:.0f} s, whole run {total:.0f} s")
     summary = {
         "targets": met,
+        "reported": figures,
         "mode": "quick" if args.quick else "full",
         "seconds": round(total, 1),
         "stack_seconds": round(stack_seconds, 1),

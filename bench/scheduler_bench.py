@@ -13,10 +13,15 @@ Rows are generated batch by batch, so the process's peak RSS is the scheduler's 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +32,7 @@ import psycopg
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from automation_core.model import (
     Action,
@@ -35,6 +41,7 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
+from crm_automation.stack.processes import free_port
 from runtime import codec, db, kafka_clients, topics
 from runtime.clock import SystemClock
 from runtime.settings import Settings
@@ -46,7 +53,7 @@ from scheduler.publisher import KafkaPublisher, Outgoing
 from scheduler.timer_batch import TimerBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import stack_settings, write_result  # noqa: E402
+from common import CLI, stack_env, stack_settings, write_result  # noqa: E402
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -230,6 +237,101 @@ def bare_fire_rate(
         return burst / (time.perf_counter() - started)
 
 
+def processes_fire_rate(
+    settings: Settings, url: str, burst: int, processes: int
+) -> tuple[float, float]:
+    """Timers/s of `processes` real `crm-automation scheduler` processes on one table: the
+    stored burst copied as new pending timers, due 1.5 s after every process is ready
+    (start-up excluded), fired by them together (FOR UPDATE SKIP LOCKED). Checks each
+    timer fired once: every copy marked fired, and the processes' fired counters add up
+    to the burst. Returns the rate and the largest resident memory of a process."""
+    tag = f"-p{processes}"
+    env = {**stack_env(settings), "CRM_AUTOMATION_DATABASE_URL": url}
+    ports = [free_port() for _ in range(processes)]
+    with tempfile.TemporaryDirectory(prefix="scheduler-bench-") as tmp:
+        running = []
+        for n, port in enumerate(ports):
+            home = Path(tmp) / f"scheduler-{n}"
+            home.mkdir()
+            log = open(home / "scheduler.log", "wb")  # noqa: SIM115
+            child_env = {
+                **env,
+                "CRM_AUTOMATION_HOME": str(home),
+                "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(port),
+            }
+            running.append(
+                subprocess.Popen([CLI, "scheduler"], env=child_env, stdout=log, stderr=log)  # noqa: S603
+            )
+            log.close()
+        try:
+            for process, port in zip(running, ports, strict=True):
+                wait_until_ready(process, port)
+            with psycopg.connect(url, autocommit=True) as conn:
+                due = conn.execute("SELECT now() + interval '1.5 seconds'").fetchone()[0]  # type: ignore[index]
+                conn.execute(
+                    "INSERT INTO timers (timer_id, item_key, stage_entry_id, rule_id,"
+                    " rule_version, event_id, issued_at, due_at, action, status)"
+                    " SELECT timer_id || %s, item_key, stage_entry_id, rule_id, rule_version,"
+                    " event_id, issued_at, %s, action, 'pending'"
+                    " FROM timers WHERE timer_id LIKE 'burst-%%' AND timer_id NOT LIKE '%%-p%%'",
+                    (tag, due),
+                )
+                pattern = f"burst-%{tag}"
+                while True:
+                    row = conn.execute(
+                        "SELECT count(*) FROM timers WHERE timer_id LIKE %s AND status = 'fired'",
+                        (pattern,),
+                    ).fetchone()
+                    if row is not None and row[0] >= burst:
+                        break
+                    for process in running:
+                        assert process.poll() is None, "a scheduler process exited"
+                    time.sleep(0.1)
+                last = conn.execute(
+                    "SELECT extract(epoch FROM max(fired_at) - %s), count(*) FROM timers"
+                    " WHERE timer_id LIKE %s",
+                    (due, pattern),
+                ).fetchone()
+            measured = [fired_and_rss_mb(port) for port in ports]
+        finally:
+            for process in running:
+                process.terminate()
+            for process in running:
+                process.wait(timeout=60)
+    assert last is not None and last[1] == burst, last
+    fired = sum(f for f, _rss in measured)
+    assert fired == burst, f"{fired} fired for {burst} timers"
+    return burst / float(last[0]), max(rss for _f, rss in measured)
+
+
+def wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"scheduler exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"scheduler on port {port} not ready after {timeout} s")
+
+
+def fired_and_rss_mb(port: int) -> tuple[float, float]:
+    """`crm_automation_timers_fired_total` and the resident memory of one scheduler."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+        text = r.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return (
+        values.get("crm_automation_timers_fired_total", 0.0),
+        values.get("process_resident_memory_bytes", 0.0) / 2**20,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50,000 timers instead of 1M")
@@ -379,6 +481,15 @@ def run(
     out["fire_vs_bare"] = out["fire_rate"] / out["bare_fire_rate"]
     for f in fires:
         f.close()
+    if kafka:
+        # The same burst again, copied, through real scheduler processes: one, then two.
+        process_settings = settings.model_copy(update={"topic_prefix": prefix})
+        for n in (1, 2):
+            print(f"{n} scheduler process(es) firing a copy of the burst ...", flush=True)
+            rate, rss = processes_fire_rate(process_settings, url, burst, n)
+            out[f"processes_{n}_fire_rate"], out[f"processes_{n}_rss_mb"] = rate, rss
+        out["two_vs_one_process"] = out["processes_2_fire_rate"] / out["processes_1_fire_rate"]
+        out["cpu_count"] = os.cpu_count()
     ingest.close()
     if kafka:
         publisher.close()
@@ -416,6 +527,20 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
         ),
         ("publisher", r["publisher"], f"ingest batch {r['ingest_batch']}"),
     ]
+    if "two_vs_one_process" in r:
+        rows[3:3] = [
+            (
+                "1 scheduler process",
+                f"{r['processes_1_fire_rate']:,.0f} timers/s",
+                f"a copy of the burst; its RSS {r['processes_1_rss_mb']:.0f} MB",
+            ),
+            (
+                "2 scheduler processes",
+                f"{r['processes_2_fire_rate']:,.0f} timers/s",
+                f"{r['two_vs_one_process']:.2f} x one process ({r['cpu_count']} CPUs here);"
+                f" largest RSS {r['processes_2_rss_mb']:.0f} MB",
+            ),
+        ]
     for label, value, note in rows:
         print(f"{label:<28} {value:<26} {note}")
     mode = "quick" if args.quick else "full"
