@@ -15,6 +15,7 @@ from typing import Literal
 
 from automation_core import ids
 from automation_core.actions import ActionFailed, build_payload
+from automation_core.canonical import rule_from_spec
 from automation_core.conditions import evaluate_condition
 from automation_core.model import (
     Action,
@@ -28,7 +29,7 @@ from automation_core.model import (
     TimerCommandKind,
 )
 from automation_core.rule_errors import InvalidRuleSpec
-from automation_core.rule_spec import CompiledRule, rule_from_spec
+from automation_core.rule_spec import CompiledRule
 from automation_core.timing import TimingError, compute_due, next_working_moment, to_millis
 
 logger = logging.getLogger(__name__)

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from automation_core.canonical import rule_from_spec
 from automation_core.evaluate import Trigger
 from automation_core.model import EntityType, Rule
 from automation_core.rule_errors import InvalidRuleSpec
-from automation_core.rule_spec import CopyDealSpec, CreateLeadSpec, rule_from_spec
+from automation_core.rule_spec import CopyDealSpec, CreateLeadSpec
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,10 @@ from typing import Any
 
 import yaml
 
+from automation_core.canonical import rule_to_spec, rule_version
 from automation_core.model import EntityType, Pipeline, Rule
 from automation_core.rule_errors import Problem, RulesInvalid
-from automation_core.rule_spec import (
-    RuleSpec,
-    WorkingCalendar,
-    rule_to_spec,
-    rule_version,
-)
+from automation_core.rule_spec import RuleSpec
 from automation_core.rules_check.actions import ActionChecks
 from automation_core.rules_check.calendars import CalendarChecks
 from automation_core.rules_check.conditions import ConditionChecks
@@ -33,6 +29,7 @@ from automation_core.rules_check.limits import (
     MAX_RULES,
 )
 from automation_core.rules_check.shapes import join_path
+from automation_core.time_spec import WorkingCalendar
 from automation_core.yaml_loader import line_numbers, load_yaml
 
 __all__ = ["MAX_RULES", "ValidatedRules", "validate_rules_data", "validate_rules_file"]

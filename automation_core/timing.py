@@ -14,7 +14,7 @@ import holidays
 
 from automation_core.fields import field_value
 from automation_core.model import StageChanged
-from automation_core.rule_spec import TimeSpec, WorkingCalendar
+from automation_core.time_spec import TimeSpec, WorkingCalendar
 
 _MAX_DAYS_TO_NEXT_WORKING_MOMENT = 400
 

@@ -7,12 +7,9 @@ from typing import Any
 
 from automation_core.durations import parse_time_of_day
 from automation_core.model import EntityType, Pipeline
-from automation_core.rule_spec import (
-    WEEKDAYS,
-    WorkingCalendar,
-)
 from automation_core.rules_check.limits import ID_PATTERN
 from automation_core.rules_check.shapes import Shapes, join_path
+from automation_core.time_spec import WEEKDAYS, WorkingCalendar
 from automation_core.timing import known_holiday_code
 
 

@@ -9,13 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from automation_core.durations import parse_delay, parse_duration
 from automation_core.model import Pipeline
 from automation_core.rule_errors import Problem
-from automation_core.rule_spec import (
-    ClientsMode,
-    WorkingCalendar,
-    is_clients_mode,
-)
+from automation_core.rule_spec import ClientsMode, is_clients_mode
 from automation_core.rules_check.limits import ID_PATTERN
 from automation_core.templates import MAX_TEMPLATE_CHARS, template_problems
+from automation_core.time_spec import WorkingCalendar
 
 
 class Shapes:

@@ -7,9 +7,9 @@ from typing import Any
 
 from automation_core.durations import parse_time_of_day
 from automation_core.fields import DATE_FIELDS, canonical_field, is_custom
-from automation_core.rule_spec import TimeSpec
 from automation_core.rules_check.limits import _TIME_KEYS
 from automation_core.rules_check.shapes import Shapes, join_path
+from automation_core.time_spec import TimeSpec
 
 
 class TimeChecks(Shapes):

@@ -14,6 +14,7 @@ import psycopg
 import typer
 
 from automation_core import webhook
+from automation_core.canonical import rule_from_spec
 from automation_core.errors import InvalidEvent
 from automation_core.evaluate import Decision, rule_index_from
 from automation_core.event_json import format_timestamp, parse_stage_changed
@@ -29,7 +30,7 @@ from automation_core.model import (
 )
 from automation_core.rule_cycles import creation_cycles
 from automation_core.rule_errors import RulesInvalid
-from automation_core.rule_spec import PlanActivitySpec, rule_from_spec
+from automation_core.rule_spec import PlanActivitySpec
 from automation_core.rules_file import ValidatedRules, validate_rules_file
 from automation_core.simulate import Step, simulate
 from crm_automation import progress

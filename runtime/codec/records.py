@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from automation_core.canonical import canonical_json
 from automation_core.model import (
     Action,
     ActionMode,
@@ -30,7 +31,6 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
-from automation_core.rule_spec import canonical_json
 from runtime.codec.framing import NAMESPACE
 
 AvroDict = dict[str, Any]

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from automation_core import rules_file
+from automation_core.canonical import rule_from_spec, rule_to_spec
 from automation_core.rule_errors import RulesInvalid
-from automation_core.rule_spec import TimeSpec, rule_from_spec, rule_to_spec
 from automation_core.rules_file import MAX_RULES, validate_rules_file
+from automation_core.time_spec import TimeSpec
 from tests.unit.rule_builders import PIPELINES, rules_yaml, validated
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "rules.example.yaml"

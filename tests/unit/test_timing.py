@@ -6,7 +6,7 @@ from datetime import date, time
 
 import pytest
 
-from automation_core.rule_spec import TimeSpec, WorkingCalendar
+from automation_core.time_spec import TimeSpec, WorkingCalendar
 from automation_core.timing import TimingError, compute_due
 from tests.unit.rule_builders import event, item, utc
 
