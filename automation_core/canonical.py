@@ -13,18 +13,14 @@ from typing import Any
 from automation_core.model import Rule
 from automation_core.rule_errors import InvalidRuleSpec
 from automation_core.rule_spec import (
-    ACTIVITY_TYPES,
+    ACTION_SPECS,
     ActionSpec,
     Comparison,
     CompiledRule,
     Condition,
-    CopyDealSpec,
-    CreateLeadSpec,
-    PlanActivitySpec,
     RuleSpec,
-    WebhookSpec,
-    is_clients_mode,
 )
+from automation_core.spec_fields import from_dict, to_dict
 from automation_core.time_spec import time_from_dict, time_to_dict
 
 
@@ -58,7 +54,7 @@ def rule_version(
 
 def rule_to_spec(spec: RuleSpec) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "action": _action_to_dict(spec.action),
+        "action": action_to_dict(spec.action),
         "cancel_on_stage_exit": spec.cancel_on_stage_exit,
     }
     if spec.condition is not None:
@@ -77,45 +73,8 @@ def _comparison_to_dict(c: Comparison) -> dict[str, Any]:
     return {"field": c.field, "op": c.op, "value": value, "type": c.value_type}
 
 
-def _action_to_dict(a: ActionSpec) -> dict[str, Any]:
-    if isinstance(a, CreateLeadSpec):
-        return {
-            "type": "create_lead",
-            "title": a.title,
-            "responsible": list(a.responsible),
-            "pipeline": a.pipeline_id,
-            "stage": a.stage_id,
-        }
-    if isinstance(a, WebhookSpec):
-        return {"type": "webhook", "url": a.url, "fields": [list(f) for f in a.fields]}
-    if isinstance(a, CopyDealSpec):
-        return {
-            "type": "copy_deal",
-            "title": a.title,
-            "suffix": a.suffix,
-            "target_pipeline": a.target_pipeline,
-            "target_stage": a.target_stage,
-            "responsible": a.responsible,
-        }
-    return {
-        "type": "plan_activity",
-        "subject": a.subject,
-        "description": a.description,
-        "deadline": None if a.deadline is None else time_to_dict(a.deadline),
-        "responsible": a.responsible,
-        "color": a.color,
-        "add_to_calendar": a.add_to_calendar,
-        "duration_minutes": a.duration_minutes,
-        "clients": a.clients,
-        "invite": list(a.invite),
-        "address": a.address,
-        "location": a.location,
-        "link": a.link,
-        "files": list(a.files),
-        "complete_on_stage_exit": a.complete_on_stage_exit,
-        # Only when set: rules written before the key existed keep their versions.
-        **({} if a.activity_type == "task" else {"activity_type": a.activity_type}),
-    }
+def action_to_dict(a: ActionSpec) -> dict[str, Any]:
+    return {"type": a.kind, **to_dict(a)}
 
 
 # -- canonical dict → typed ---------------------------------------------------------------
@@ -140,7 +99,7 @@ def spec_from_dict(d: dict[str, Any]) -> RuleSpec:
         )
     when = None if d.get("when") is None else time_from_dict(d["when"])
     return RuleSpec(
-        _action_from_dict(d["action"]), condition, when, bool(d.get("cancel_on_stage_exit", True))
+        action_from_dict(d["action"]), condition, when, bool(d.get("cancel_on_stage_exit", True))
     )
 
 
@@ -153,47 +112,9 @@ def _comparison_from_dict(c: dict[str, Any]) -> Comparison:
     return Comparison(str(c["field"]), str(c["op"]), value, c.get("type", "string"))
 
 
-def _action_from_dict(d: dict[str, Any]) -> ActionSpec:
+def action_from_dict(d: dict[str, Any]) -> ActionSpec:
     kind = d["type"]
-    if kind == "create_lead":
-        return CreateLeadSpec(
-            d["title"], tuple(d.get("responsible") or ()), d.get("pipeline"), d.get("stage")
-        )
-    if kind == "copy_deal":
-        return CopyDealSpec(
-            d["target_pipeline"],
-            d["target_stage"],
-            d.get("title"),
-            d.get("suffix", " (copy)"),
-            d.get("responsible"),
-        )
-    if kind == "webhook":
-        return WebhookSpec(d["url"], tuple((str(n), str(v)) for n, v in d.get("fields") or ()))
-    if kind == "plan_activity":
-        clients = d.get("clients", "none")
-        if not is_clients_mode(clients):
-            raise ValueError(f"clients {clients!r}")
-        return PlanActivitySpec(
-            subject=d["subject"],
-            description=d.get("description", ""),
-            deadline=None if d.get("deadline") is None else time_from_dict(d["deadline"]),
-            responsible=d.get("responsible"),
-            color=d.get("color"),
-            add_to_calendar=bool(d.get("add_to_calendar", False)),
-            duration_minutes=int(d.get("duration_minutes", 30)),
-            clients=clients,
-            invite=tuple(d.get("invite") or ()),
-            address=d.get("address"),
-            location=d.get("location"),
-            link=d.get("link"),
-            files=tuple(d.get("files") or ()),
-            complete_on_stage_exit=bool(d.get("complete_on_stage_exit", False)),
-            activity_type=_activity_type(d.get("activity_type", "task")),
-        )
+    for spec in ACTION_SPECS:
+        if spec.kind == kind:
+            return from_dict(spec, d)
     raise ValueError(f"unknown action type {kind!r}")
-
-
-def _activity_type(value: Any) -> str:
-    if value not in ACTIVITY_TYPES:
-        raise ValueError(f"activity_type {value!r}")
-    return str(value)

@@ -6,10 +6,11 @@ canonical dict and reads them back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from automation_core.model import Rule
+from automation_core.spec_fields import FLAG, NUMBER, PAIRS, TEXTS, TIME, Form, declare
 from automation_core.time_spec import TimeSpec
 
 ClientsMode = str
@@ -44,16 +45,45 @@ class Condition:
     any_of: tuple[tuple[Comparison, ...], ...]
 
 
+ACTIVITY_TYPES = ("call", "meeting", "task", "email")
+
+
+def _read_clients_mode(value: Any) -> ClientsMode:
+    if not is_clients_mode(value):
+        raise ValueError(f"clients {value!r}")
+    return str(value)
+
+
+def _read_activity_type(value: Any) -> str:
+    if value not in ACTIVITY_TYPES:
+        raise ValueError(f"activity_type {value!r}")
+    return str(value)
+
+
+CLIENTS_MODE = Form(read=_read_clients_mode)
+ACTIVITY_TYPE = Form(read=_read_activity_type)
+
+
+# An action's fields are declared once, here: `spec_fields` derives its canonical dict
+# (the rule's version hashes it) and the rules file's keys from them. A field added to
+# an action that rules are already published with needs `omit_default=True`, or every
+# published rule gets a new version.
+
+
 @dataclass(frozen=True)
 class CreateLeadSpec:
+    kind = "create_lead"
+
     title: str
-    responsible: tuple[str, ...] = ()
-    pipeline_id: str | None = None
-    stage_id: str | None = None
+    responsible: tuple[str, ...] = field(default=(), metadata=declare(form=TEXTS))
+    pipeline_id: str | None = field(default=None, metadata=declare("pipeline"))
+    stage_id: str | None = field(default=None, metadata=declare("stage"))
 
 
 @dataclass(frozen=True)
 class CopyDealSpec:
+    kind = "copy_deal"
+
     target_pipeline: str
     target_stage: str
     title: str | None = None
@@ -63,34 +93,45 @@ class CopyDealSpec:
 
 @dataclass(frozen=True)
 class PlanActivitySpec:
+    kind = "plan_activity"
+
     subject: str
     description: str = ""
-    deadline: TimeSpec | None = None
+    deadline: TimeSpec | None = field(default=None, metadata=declare(form=TIME))
     responsible: str | None = None
     color: str | None = None
-    add_to_calendar: bool = False
-    duration_minutes: int = 30
-    clients: ClientsMode = "none"
-    invite: tuple[str, ...] = ()
+    add_to_calendar: bool = field(default=False, metadata=declare(form=FLAG, yaml_key="calendar"))
+    duration_minutes: int = field(default=30, metadata=declare(form=NUMBER, yaml_key="calendar"))
+    clients: ClientsMode = field(default="none", metadata=declare(form=CLIENTS_MODE))
+    invite: tuple[str, ...] = field(default=(), metadata=declare(form=TEXTS))
     address: str | None = None
     location: str | None = None
     link: str | None = None
-    files: tuple[str, ...] = ()
-    complete_on_stage_exit: bool = False
-    activity_type: str = "task"
-
-
-ACTIVITY_TYPES = ("call", "meeting", "task", "email")
+    files: tuple[str, ...] = field(default=(), metadata=declare(form=TEXTS))
+    complete_on_stage_exit: bool = field(default=False, metadata=declare(form=FLAG))
+    activity_type: str = field(
+        default="task",
+        metadata=declare(form=ACTIVITY_TYPE, omit_default=True),
+    )
 
 
 @dataclass(frozen=True)
 class WebhookSpec:
+    kind = "webhook"
+
     url: str
-    fields: tuple[tuple[str, str], ...] = ()
+    fields: tuple[tuple[str, str], ...] = field(default=(), metadata=declare(form=PAIRS))
     """(name, template) pairs, in the rule's order."""
 
 
 ActionSpec = CreateLeadSpec | CopyDealSpec | PlanActivitySpec | WebhookSpec
+ACTION_SPECS: tuple[type[ActionSpec], ...] = (
+    CreateLeadSpec,
+    CopyDealSpec,
+    PlanActivitySpec,
+    WebhookSpec,
+)
+"""Every action, in the order the rules file's messages name them."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from automation_core.templates import render
 
 MAX_FIELDS = 50
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-KEYS = {"type", "url", "fields"}
 
 
 def url_problem_of(url: str) -> str | None:

@@ -51,7 +51,7 @@ class ActionChecks(TimeChecks):
         return self.plan_activity(raw, path)
 
     def webhook(self, raw: Any, path: str) -> WebhookSpec | None:
-        a = self.mapping(raw, path, webhook.KEYS, ("url",))
+        a = self.mapping(raw, path, _ACTION_KEYS["webhook"], ("url",))
         if a is None:
             return None
         url = self.text(a.get("url"), join_path(path, "url"))

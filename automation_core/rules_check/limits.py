@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from automation_core import webhook
+from automation_core.rule_spec import ACTION_SPECS
+from automation_core.spec_fields import yaml_keys
 
 MAX_RULES = 10_000
 MAX_FILE_CHARS = 5_000_000
@@ -26,25 +27,4 @@ _RULE_KEYS = {
     "action",
 }
 _TIME_KEYS = {"delay", "at", "timezone", "field", "offset", "working_time", "datetime"}
-_ACTION_KEYS = {
-    "create_lead": {"type", "title", "responsible", "pipeline", "stage"},
-    "copy_deal": {"type", "title", "suffix", "target_pipeline", "target_stage", "responsible"},
-    "plan_activity": {
-        "type",
-        "subject",
-        "description",
-        "deadline",
-        "responsible",
-        "color",
-        "calendar",
-        "clients",
-        "invite",
-        "address",
-        "location",
-        "link",
-        "files",
-        "complete_on_stage_exit",
-        "activity_type",
-    },
-    "webhook": webhook.KEYS,
-}
+_ACTION_KEYS = {spec.kind: {"type", *yaml_keys(spec)} for spec in ACTION_SPECS}

@@ -197,6 +197,25 @@ FIELD_STRATEGIES: dict[type[Any], dict[str, st.SearchStrategy[Any]]] = {
 actions: st.SearchStrategy[ActionSpec] = st.one_of(
     *(st.builds(cls, **fields) for cls, fields in FIELD_STRATEGIES.items())
 )
+_REFERENCE_FIELDS = {
+    CreateLeadSpec: {"title", "responsible", "pipeline_id", "stage_id"},
+    CopyDealSpec: {"target_pipeline", "target_stage", "title", "suffix", "responsible"},
+    PlanActivitySpec: {
+        *("subject", "description", "deadline", "responsible", "color", "add_to_calendar"),
+        *("duration_minutes", "clients", "invite", "address", "location", "link", "files"),
+        *("complete_on_stage_exit", "activity_type"),
+    },
+    WebhookSpec: {"url", "fields"},
+}
+"""The fields the reference knows. A field added since is drawn at its default for the
+comparison: there it must leave the dict as it was (`omit_default`), or every published
+rule would get a new version."""
+reference_actions: st.SearchStrategy[ActionSpec] = st.one_of(
+    *(
+        st.builds(cls, **{k: v for k, v in fields.items() if k in _REFERENCE_FIELDS[cls]})
+        for cls, fields in FIELD_STRATEGIES.items()
+    )
+)
 
 
 def _rule(spec: dict[str, Any]) -> Rule:
@@ -211,7 +230,7 @@ def test_the_strategies_draw_every_field_of_the_action(cls: type[Any]) -> None:
     assert [f.name for f in dataclasses.fields(cls)] == list(FIELD_STRATEGIES[cls])
 
 
-@given(actions)
+@given(reference_actions)
 def test_every_action_writes_the_same_canonical_dict_as_the_hand_written_writer(
     action: ActionSpec,
 ) -> None:
