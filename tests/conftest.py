@@ -32,9 +32,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from crm_automation.stack import Stack
 from runtime.settings import Settings
+
+# Property tests assert what the code does, never how fast: Hypothesis's default 200 ms
+# deadline per example and its too-slow health check fail a correct test on a loaded
+# machine (an older-version codec test did, while another test run shared the 2 cores).
+hypothesis_settings.register_profile(
+    "crm-automation", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("crm-automation")
 
 
 @dataclass(frozen=True)
