@@ -103,9 +103,6 @@ class Settings(BaseSettings):
     scheduler_poll_seconds: float = 1.0
     """Longest sleep of the fire loop; it wakes earlier for the next due or a new timer."""
     scheduler_fire_batch_size: int = 1000
-    scheduler_pause_before_commit_seconds: float = 0.0
-    """Fault-injection hook for tests: pause after the actions are confirmed, before the
-    fire transaction commits (a SIGKILL then must lead to a re-send, not a loss)."""
     engine_batch_window_seconds: float = 0.05
     """How long the engine's agent waits for a batch to fill (up to `batch_size` events)
     before it takes what has arrived: longer windows make larger batches under a backlog

@@ -48,7 +48,6 @@ class FireLoop:
         batch_size: int = 1000,
         max_batch_size: int | None = None,
         poll_seconds: float = 1.0,
-        before_commit: Callable[[], None] | None = None,
     ) -> None:
         self._connect = connect
         self._conn = connect()
@@ -63,7 +62,6 @@ class FireLoop:
         self._max_batch_size = max_batch_size or 8 * batch_size
         self._limit = batch_size
         self._poll_seconds = poll_seconds
-        self._before_commit = before_commit
         self._wake = threading.Event()
         self._planned_wake: datetime | None = None
         self._pending_refreshed = 0.0
@@ -93,8 +91,6 @@ class FireLoop:
                 return 0
             self._publisher.publish(self._records(due, now))
             produced_at = self._clock.now()
-            if self._before_commit is not None:
-                self._before_commit()
             timer_store.mark_fired(cur, [t.timer_id for t in due], produced_at)
         self._metrics.batch_seconds.labels("fire").observe(time.perf_counter() - started)
         self._metrics.fired.inc(len(due))

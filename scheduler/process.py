@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
 
@@ -53,7 +52,6 @@ def run(
         executions_topic=settings.topic(topics.EXECUTIONS),
         batch_size=settings.scheduler_fire_batch_size,
         poll_seconds=settings.scheduler_poll_seconds,
-        before_commit=_pause(settings.scheduler_pause_before_commit_seconds),
     )
     group = settings.group(GROUP)
     ingest = Ingest(
@@ -112,14 +110,3 @@ def _guarded(loop: Callable[[], None], stop: threading.Event, failure: list[Base
         logger.exception("scheduler loop failed")
         failure.append(exc)
         stop.set()
-
-
-def _pause(seconds: float) -> Callable[[], None] | None:
-    if seconds <= 0:
-        return None
-
-    def pause() -> None:
-        logger.warning("test hook: pausing %.1fs before the fire commit", seconds)
-        time.sleep(seconds)
-
-    return pause

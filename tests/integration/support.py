@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from runtime import db, kafka_clients, topics
 from runtime.settings import Settings
 
 CLI = str(Path(sys.executable).with_name("crm-automation"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli_env(s: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -53,13 +54,22 @@ def cli_env(s: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_cli(s: Settings, tmp_path: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
-    """Start `crm-automation ARGS` in the background, its output in a log under tmp_path."""
+def start_cli(
+    s: Settings, tmp_path: Path, *args: str, faults: Sequence[str] = (), **extra: str
+) -> subprocess.Popen[bytes]:
+    """Start `crm-automation ARGS` in the background, its output in a log under tmp_path.
+
+    `faults` (`NAME=SECONDS`, see tests/faults.py) start it through the fault launcher.
+    """
     log = open(tmp_path / f"{'-'.join(args)}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
     env = cli_env(s, tmp_path, **extra)
+    command = [CLI, *args]
+    if faults:
+        command = [sys.executable, "-m", "tests.faults", *faults, "--", *args]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     try:
         return subprocess.Popen(
-            [CLI, *args], env=env, stdout=log, stderr=log, pass_fds=inherited_fds(env)
+            command, env=env, stdout=log, stderr=log, pass_fds=inherited_fds(env)
         )
     finally:
         log.close()

@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter as Tally
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ from tests.integration.test_scheduler_timers import schedule
 pytestmark = pytest.mark.integration
 
 
-def start_scheduler(s: Settings, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:
-    return start_cli(s, tmp_path, "scheduler", **extra)
+def start_scheduler(
+    s: Settings, tmp_path: Path, faults: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    return start_cli(s, tmp_path, "scheduler", faults=faults)
 
 
 def now_ms() -> datetime:
@@ -100,9 +103,7 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
     n = 20
     reader = TopicReader(settings, topics.ACTIONS)
     url = settings.database_url.get_secret_value() if settings.database_url else ""
-    paused = start_scheduler(
-        settings, tmp_path, CRM_AUTOMATION_SCHEDULER_PAUSE_BEFORE_COMMIT_SECONDS="120"
-    )
+    paused = start_scheduler(settings, tmp_path, faults=["scheduler-pause-before-commit=120"])
     try:
         # A far-future sentinel proves the scheduler consumes before the 20 are sent: all
         # 20 are then stored (in one or more ingest batches) before they fall due together,

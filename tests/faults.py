@@ -1,0 +1,55 @@
+"""`crm-automation` started with faults injected: `python -m tests.faults FAULT=SECONDS -- ARGS`.
+
+The launcher installs each fault in this process, then runs the CLI's own `main` with
+ARGS, so the process under test is the real one plus the fault. Faults:
+
+- `scheduler-pause-before-commit=S`: the fire loop sleeps S seconds once its actions are
+  confirmed, before it marks the timers fired (inside the fire transaction, before the
+  commit): a process killed then must send them again, not lose them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from crm_automation import cli
+from scheduler import timer_store
+
+logger = logging.getLogger(__name__)
+
+
+def pause_before_fire_commit(seconds: float) -> None:
+    mark_fired = timer_store.mark_fired
+
+    def pause_then_mark_fired(*args: Any, **kwargs: Any) -> None:
+        logger.warning("fault: pausing %.1fs before the fire commit", seconds)
+        time.sleep(seconds)
+        mark_fired(*args, **kwargs)
+
+    timer_store.mark_fired = pause_then_mark_fired
+
+
+FAULTS: dict[str, Callable[[float], None]] = {
+    "scheduler-pause-before-commit": pause_before_fire_commit,
+}
+
+
+def main(argv: Sequence[str]) -> None:
+    if "--" not in argv:
+        raise SystemExit(f"usage: python -m {__name__} FAULT=SECONDS... -- ARGS")
+    split = list(argv).index("--")
+    for spec in argv[:split]:
+        name, _, seconds = spec.partition("=")
+        if name not in FAULTS:
+            raise SystemExit(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        FAULTS[name](float(seconds))
+    sys.argv = ["crm-automation", *argv[split + 1 :]]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
