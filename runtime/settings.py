@@ -111,9 +111,6 @@ class Settings(BaseSettings):
     """Liveness watchdog: an engine whose input lag stays above 0 while it neither
     finishes a batch nor commits an offset for this long logs its partition state and
     exits with status 70 for its supervisor to restart it (0: no watchdog)."""
-    engine_seek_delay_seconds: float = 0.0
-    """Fault-injection hook for tests: hold the end of the engine's seek after a rebalance
-    this long (the window in which Faust could drop records its fetcher delivered)."""
     log_json: bool = False
     """One JSON object per log line (time, level, logger, message, exception)."""
     log_level: str = "INFO"

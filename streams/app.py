@@ -115,7 +115,6 @@ def build_engine(
             events_topic_name,
             readiness,
             applied=(rules_topic.get_topic_name(), rules_read),
-            delay_seconds=settings.engine_seek_delay_seconds,
         )
         rules.index  # noqa: B018 - built now, not inside the first batch after a rebalance
         assigned = app.consumer.assignment()

@@ -127,13 +127,21 @@ def as_current_event(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+async def _seek_done() -> None:
+    return None
+
+
+after_recovery_seek: Callable[[], Awaitable[None]] = _seek_done
+"""Awaited at the end of every recovery seek: the partitions positioned, the flow
+stopped, Faust's queue clear and resume still to come. Does nothing unless replaced."""
+
+
 def install_recovery_seek(
     consumer: Any,
     topic: str,
     readiness: Readiness | None = None,
     *,
     applied: tuple[str, Mapping[Any, int]] | None = None,
-    delay_seconds: float = 0.0,
 ) -> None:
     """Replace `consumer.perform_seek` (once) with the stop-the-flow-first seek above.
 
@@ -142,9 +150,7 @@ def install_recovery_seek(
     are sought there, so a record Faust's queue clear dropped is read again (applying a
     compacted topic's records again, in order, is harmless).
 
-    `delay_seconds` is a fault-injection hook for tests: it holds the seek's end (partitions
-    positioned, before Faust clears the queues), the window in which Faust's own order let
-    its fetcher deliver records that the clear then dropped.
+    Each seek ends by awaiting `after_recovery_seek`.
     """
     if getattr(consumer, "_crm_recovery_seek", False):
         return
@@ -180,8 +186,7 @@ def install_recovery_seek(
             if targets:
                 await consumer.seek_wait(targets)
                 read_offset.update({tp: o if o else None for tp, o in targets.items()})
-        if delay_seconds:
-            await asyncio.sleep(delay_seconds)
+        await after_recovery_seek()
         if readiness is not None:
             readiness.ready()
 

@@ -6,10 +6,14 @@ ARGS, so the process under test is the real one plus the fault. Faults:
 - `scheduler-pause-before-commit=S`: the fire loop sleeps S seconds once its actions are
   confirmed, before it marks the timers fired (inside the fire transaction, before the
   commit): a process killed then must send them again, not lose them.
+- `engine-seek-delay=S`: the engine's recovery seek after a rebalance ends S seconds late
+  (partitions positioned, before Faust clears its stream queues): the window in which
+  Faust's own order let its fetcher deliver records that the clear then dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -18,8 +22,9 @@ from typing import Any
 
 from crm_automation import cli
 from scheduler import timer_store
+from streams import faust_compat
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tests.faults")  # run as __main__ (python -m)
 
 
 def pause_before_fire_commit(seconds: float) -> None:
@@ -33,14 +38,23 @@ def pause_before_fire_commit(seconds: float) -> None:
     timer_store.mark_fired = pause_then_mark_fired
 
 
+def delay_seek_end(seconds: float) -> None:
+    async def hold() -> None:
+        logger.warning("fault: holding the end of the recovery seek %.1fs", seconds)
+        await asyncio.sleep(seconds)
+
+    faust_compat.after_recovery_seek = hold
+
+
 FAULTS: dict[str, Callable[[float], None]] = {
     "scheduler-pause-before-commit": pause_before_fire_commit,
+    "engine-seek-delay": delay_seek_end,
 }
 
 
 def main(argv: Sequence[str]) -> None:
     if "--" not in argv:
-        raise SystemExit(f"usage: python -m {__name__} FAULT=SECONDS... -- ARGS")
+        raise SystemExit("usage: python -m tests.faults FAULT=SECONDS... -- ARGS")
     split = list(argv).index("--")
     for spec in argv[:split]:
         name, _, seconds = spec.partition("=")

@@ -1,7 +1,7 @@
 """An engine started on a backlog acts on every event and its commits reach the end.
 
-The end of the seek after a rebalance is held for two seconds
-(`ENGINE_SEEK_DELAY_SECONDS`): the window in which Faust's own order let its fetcher
+The end of the seek after a rebalance is held for two seconds (the fault
+`engine-seek-delay`, tests/faults.py): the window in which Faust's own order let its fetcher
 deliver records that its queue clear then dropped. Without the fix in
 `streams/faust_compat.py` the engine stalled here every time: the dropped block was
 never acted on and the group's commits stood still behind it.
@@ -10,6 +10,7 @@ never acted on and the group's commits stood still behind it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
 BACKLOG = 20_000
 """More than the engine works through while the seek is held: its queue is full then."""
-SEEK_DELAY = "2"
 
 
 def immediate_actions(events: list[StageChanged]) -> set[str]:
@@ -79,24 +79,28 @@ def rules_applied(settings: Settings, tmp_path: Path) -> Settings:
 
 
 def engine_acts_on_every_event(
-    settings: Settings, tmp_path: Path, events: list[StageChanged], **extra: str
+    settings: Settings,
+    tmp_path: Path,
+    events: list[StageChanged],
+    faults: Sequence[str] = (),
+    **extra: str,
 ) -> None:
     """Start an engine, see every event acted on and committed, stop it cleanly."""
-    engine = start_cli(settings, tmp_path, "engine", **extra)
+    engine = start_cli(settings, tmp_path, "engine", faults=faults, **extra)
     try:
         assert_every_event_acted_on(settings, events)
     finally:
         assert stop_process(engine) == 0
 
 
-SLOW_SEEK = {"CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS": SEEK_DELAY}
+SLOW_SEEK = ["engine-seek-delay=2"]
 
 
 def test_an_engine_of_a_new_group_started_on_a_backlog_with_a_slow_seek_acts_on_every_event(
     rules_applied: Settings, tmp_path: Path
 ) -> None:
     events = send_backlog(rules_applied, BACKLOG)
-    engine_acts_on_every_event(rules_applied, tmp_path, events, **SLOW_SEEK)
+    engine_acts_on_every_event(rules_applied, tmp_path, events, faults=SLOW_SEEK)
 
 
 def test_an_engine_restarted_on_a_backlog_with_a_slow_seek_acts_on_every_event(
@@ -105,7 +109,7 @@ def test_an_engine_restarted_on_a_backlog_with_a_slow_seek_acts_on_every_event(
     first = send_backlog(rules_applied, 300)
     engine_acts_on_every_event(rules_applied, tmp_path, first)
     events = first + send_backlog(rules_applied, BACKLOG)
-    engine_acts_on_every_event(rules_applied, tmp_path, events, **SLOW_SEEK)
+    engine_acts_on_every_event(rules_applied, tmp_path, events, faults=SLOW_SEEK)
 
 
 def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothing(
@@ -144,9 +148,7 @@ NEW_RULE = """
 def test_a_rule_published_while_the_engine_rebalances_is_applied(
     rules_applied: Settings, tmp_path: Path
 ) -> None:
-    engine = start_cli(
-        rules_applied, tmp_path, "engine", CRM_AUTOMATION_ENGINE_SEEK_DELAY_SECONDS="6"
-    )
+    engine = start_cli(rules_applied, tmp_path, "engine", faults=["engine-seek-delay=6"])
     try:
         [log] = tmp_path.glob("engine-*.log")
         wait_for(

@@ -210,6 +210,26 @@ def test_the_rules_partition_goes_back_to_after_the_last_rule_applied() -> None:
     assert consumer._read_offset == {rules: 12, other_rules: None, events: 5}
 
 
+def test_the_seek_ends_in_after_recovery_seek_with_every_partition_positioned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The point tests/faults.py holds to widen the window Faust's queue clear acts in.
+    fresh, rules = TP(EVENTS, 0), TP("automation.rules", 0)
+    consumer = FlowConsumer({fresh: None, rules: None}, earliest=7)
+    readiness = Readiness().require("consuming", "starting")
+    seen: list[tuple[bool, dict[TP, int], bool]] = []
+
+    async def record() -> None:
+        seen.append((consumer.flow_active, dict(consumer.positions), readiness.status()[0]))
+
+    monkeypatch.setattr(faust_compat, "after_recovery_seek", record)
+    install_recovery_seek(consumer, EVENTS, readiness, applied=("automation.rules", {rules: 3}))
+    asyncio.run(consumer.perform_seek())
+
+    assert seen == [(False, {fresh: 7, rules: 3}, False)]
+    assert readiness.status() == (True, "ready")
+
+
 def test_a_coordinator_error_is_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(faust_compat, "BACKOFF_SECONDS", 0.001)
     consumer = FlowConsumer({TP(EVENTS, 0): None})
