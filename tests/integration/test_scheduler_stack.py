@@ -117,7 +117,15 @@ def test_a_scheduler_killed_between_produce_and_commit_resends_on_restart_and_th
             schedule(f"a-kill-{i}", item=f"DEAL:{i}", issued_at=now, due_at=due) for i in range(n)
         ]
         send_timers(settings, *commands)
-        reader.until(n, timeout=30)  # confirmed on the topic; the commit is pending
+        reader.until(n, timeout=30)
+        # The actions reach the topic before their confirmation reaches the scheduler: the
+        # kill waits for the pause, so it comes after the confirmation, before the commit.
+        [log] = tmp_path.glob("scheduler-*.log")
+        wait_for(
+            lambda: "fault: pausing" in log.read_text(),
+            timeout=30,
+            what="the fire loop paused before its commit",
+        )
     finally:
         stop_process(paused, signal.SIGKILL)
     assert _statuses(url) == {"pending": n + 1}
