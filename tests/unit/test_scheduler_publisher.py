@@ -70,8 +70,10 @@ def test_a_record_the_broker_did_not_acknowledge_raises_delivery_failed() -> Non
 
 
 def test_records_still_queued_after_the_timeout_raise_delivery_failed() -> None:
+    # The fake's flush returns at once: the publisher retries it until its timeout.
+    publisher = KafkaPublisher(FakeProducer(unconfirmed=2), timeout=0.5)  # type: ignore[arg-type]
     with pytest.raises(DeliveryFailed, match="2 unconfirmed"):
-        KafkaPublisher(FakeProducer(unconfirmed=2)).publish(RECORDS)  # type: ignore[arg-type]
+        publisher.publish(RECORDS)
 
 
 def test_a_full_local_queue_is_drained_and_the_record_produced_again() -> None:
