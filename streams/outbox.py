@@ -18,7 +18,9 @@ _FLUSH_SECONDS = 5.0
 
 
 class ConfirmingProducer:
-    """A confluent-kafka producer used from the Faust agent (FIELD-NOTES: ~2x Faust's send).
+    """A confluent-kafka producer used from the Faust agent: librdkafka batches and
+    compresses in C, where Faust's own send builds each record in Python on the agent's
+    thread.
 
     Faust does not know about these messages, so each batch is confirmed with `confirm`
     before the agent moves on (and Faust acks the batch's events). A failed delivery is

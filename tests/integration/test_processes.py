@@ -32,7 +32,7 @@ PROCESSORS = {
     "sink-calendar": (("sink", "calendar"), "sink_calendar_metrics_port"),
 }
 
-# DESIGN.md section 3 ("Metrics"), as the sample each process exposes: a counter's
+# The metrics of docs/operations.md ("Metrics"), as the sample each process exposes: a counter's
 # `_total`, a histogram's `_count` (observations), a gauge's value.
 EXPECTED = {
     "engine": [
