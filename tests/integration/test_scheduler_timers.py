@@ -425,6 +425,35 @@ def test_a_replayed_schedule_of_a_fired_timer_does_not_fire_again(
     assert scheduler.publisher.fired_action_ids() == ["a-replay"]
 
 
+def test_a_batch_mixing_a_replayed_schedule_with_new_ones_stores_only_the_new_ones(
+    scheduler: Scheduler, clock: FakeClock
+) -> None:
+    # New schedules are copied straight into the table; a batch holding one already
+    # there takes the staging path: its new schedules must still be stored, a tombstone
+    # must still cancel, and the replayed timer must keep its state.
+    fired = schedule("a-fired", due_at=T0 + timedelta(minutes=5))
+    scheduler.ingest.write(batch(fired, cancel_entry("DEAL:7", "evt-7")))
+    clock.advance(timedelta(minutes=5))
+    assert scheduler.fire.fire_once() == 1
+    due = T0 + timedelta(days=1)
+    result = scheduler.ingest.write(
+        batch(
+            schedule("a-new", item="DEAL:2", entry="evt-2", due_at=due),
+            fired,
+            schedule("a-covered", item="DEAL:7", entry="evt-7", due_at=due),
+        )
+    )
+    assert (result.scheduled, [ref.timer_id for ref in result.cancelled]) == (1, ["a-covered"])
+    assert [scheduler.status_of(t) for t in ("a-new", "a-fired", "a-covered")] == [
+        "pending",
+        "fired",
+        "cancelled",
+    ]
+    clock.set(due)
+    assert scheduler.fire.fire_once() == 1
+    assert scheduler.publisher.fired_action_ids() == ["a-fired", "a-new"]
+
+
 def test_overdue_timers_fire_at_once_oldest_first(database_url: str, clock: FakeClock) -> None:
     s = Scheduler(database_url, clock, batch_size=3)
     try:
