@@ -42,7 +42,7 @@ from automation_core.rule_spec import (
 from runtime.codec import records
 from schemas import AVRO_DIR
 from sinks.postgres.rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, Rows
-from tests.unit.test_codec import payloads
+from tests.unit.strategies import payloads
 
 
 def _names(cls: type[Any]) -> list[str]:

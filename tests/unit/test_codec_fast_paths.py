@@ -16,7 +16,7 @@ from automation_core.model import Action, Execution, ExecutionStatus, TimerComma
 from runtime import codec
 from runtime.codec import records
 from scheduler.timer_batch import schedule_of
-from tests.unit.test_codec import actions, executions, offsets, timer_commands
+from tests.unit.strategies import actions, executions, offsets, timer_commands
 from tests.unit.test_scheduler_batch import a_schedule
 
 

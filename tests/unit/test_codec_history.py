@@ -31,7 +31,7 @@ from runtime.codec.framing import (
     load_writer_schemas,
 )
 from schemas import AVRO_DIR
-from tests.unit.test_codec import actions, timer_commands
+from tests.unit.strategies import actions, timer_commands
 
 
 def without_lead_generation(action: Action) -> Action:

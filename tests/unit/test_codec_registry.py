@@ -19,8 +19,9 @@ from automation_core.model import Action, StageChanged, TimerCommand
 from runtime import codec
 from runtime.codec import records
 from runtime.codec.framing import SchemaSet, history_text, load_older_writers, load_writer_schemas
-from tests.unit.test_codec import EVENT, timer_commands
-from tests.unit.test_codec import records as any_record
+from tests.unit.strategies import records as any_record
+from tests.unit.strategies import timer_commands
+from tests.unit.test_codec import EVENT
 
 IDS = {
     "StageChanged": 11,

@@ -16,7 +16,7 @@ from automation_core.errors import InvalidEvent
 from automation_core.event_json import parse_stage_changed, stage_changed_to_json
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
 from runtime import codec
-from tests.unit.test_codec import timestamps
+from tests.unit.strategies import timestamps
 
 # What the contract admits (narrower than what the codec can carry): no control
 # characters, fixed-point amounts within the length limit, identifiers as field names.
