@@ -333,14 +333,14 @@ def _webhook_from_avro(d: AvroDict) -> CallWebhook:
 
 # The payload union is written with fastavro's (fullname, record) tuple notation, so the
 # branch is explicit rather than guessed from the dict's keys.
-_PAYLOAD_TO_AVRO: dict[type, tuple[str, Callable[[Any], AvroDict]]] = {
+PAYLOAD_TO_AVRO: dict[type, tuple[str, Callable[[Any], AvroDict]]] = {
     CreateLead: (f"{NAMESPACE}.CreateLead", _create_lead_to_avro),
     CopyDeal: (f"{NAMESPACE}.CopyDeal", _copy_deal_to_avro),
     PlanActivity: (f"{NAMESPACE}.PlanActivity", _plan_activity_to_avro),
     CompleteActivities: (f"{NAMESPACE}.CompleteActivities", _complete_activities_to_avro),
     CallWebhook: (f"{NAMESPACE}.Webhook", _webhook_to_avro),
 }
-_PAYLOAD_FROM_AVRO: dict[str, Callable[[AvroDict], Payload]] = {
+PAYLOAD_FROM_AVRO: dict[str, Callable[[AvroDict], Payload]] = {
     f"{NAMESPACE}.CreateLead": _create_lead_from_avro,
     f"{NAMESPACE}.CopyDeal": _copy_deal_from_avro,
     f"{NAMESPACE}.PlanActivity": _plan_activity_from_avro,
@@ -350,7 +350,7 @@ _PAYLOAD_FROM_AVRO: dict[str, Callable[[AvroDict], Payload]] = {
 
 
 def action_to_avro(a: Action) -> AvroDict:
-    branch, to_avro = _PAYLOAD_TO_AVRO[type(a.payload)]
+    branch, to_avro = PAYLOAD_TO_AVRO[type(a.payload)]
     return {
         "action_id": a.action_id,
         "rule_id": a.rule_id,
@@ -377,7 +377,7 @@ def action_from_avro(d: AvroDict) -> Action:
         occurred_at=d["occurred_at"],
         mode=ActionMode(d["mode"]),
         due_at=d["due_at"],
-        payload=_PAYLOAD_FROM_AVRO[branch](payload),
+        payload=PAYLOAD_FROM_AVRO[branch](payload),
     )
 
 

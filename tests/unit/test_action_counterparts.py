@@ -107,13 +107,13 @@ def _avro_records() -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("payload", typing.get_args(Payload), ids=lambda p: p.__name__)
 def test_every_payload_field_is_a_field_of_its_avro_record(payload: type[Any]) -> None:
-    record_name, _ = records._PAYLOAD_TO_AVRO[payload]
+    record_name, _ = records.PAYLOAD_TO_AVRO[payload]
     assert _names(payload) == _avro_records()[record_name]
 
 
 @given(payloads)
 def test_the_codec_writes_every_field_of_the_payloads_avro_record(payload: Payload) -> None:
-    record_name, to_avro = records._PAYLOAD_TO_AVRO[type(payload)]
+    record_name, to_avro = records.PAYLOAD_TO_AVRO[type(payload)]
     assert list(to_avro(payload)) == _avro_records()[record_name]
 
 
