@@ -123,11 +123,12 @@ def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothin
     # their delivery for good, its lag stays, nothing is committed. The watchdog ends it.
     set_max_message_bytes(rules_applied, topics.ACTIONS, 64)
     events = send_backlog(rules_applied, 50)
-    watched = {  # longer than the 10 s session timeout a restarted engine's join may wait
-        "CRM_AUTOMATION_ENGINE_STALL_SECONDS": "15",
-        "CRM_AUTOMATION_CONSUMER_LAG_INTERVAL_SECONDS": "1",
-    }
-    engine = start_cli(rules_applied, tmp_path, "engine", **watched)
+    lag_interval = {"CRM_AUTOMATION_CONSUMER_LAG_INTERVAL_SECONDS": "1"}
+    # The first engine joins a new group (~1 s); the restarted one may wait the 10 s
+    # session timeout for the stalled engine's membership to expire, so it gets longer.
+    engine = start_cli(
+        rules_applied, tmp_path, "engine", CRM_AUTOMATION_ENGINE_STALL_SECONDS="8", **lag_interval
+    )
     try:
         assert engine.wait(timeout=120) == EXIT_STALLED
     finally:
@@ -139,7 +140,9 @@ def test_a_stalled_engine_reports_its_books_exits_for_a_restart_and_loses_nothin
     assert all(f"partition={p} committed=None" in report[0] for p in range(3)), report[0]
 
     set_max_message_bytes(rules_applied, topics.ACTIONS, 1_048_588)  # Kafka's default
-    engine_acts_on_every_event(rules_applied, tmp_path, events, **watched)
+    engine_acts_on_every_event(
+        rules_applied, tmp_path, events, CRM_AUTOMATION_ENGINE_STALL_SECONDS="15", **lag_interval
+    )
 
 
 NEW_RULE = """
