@@ -186,12 +186,19 @@ def _demo(s: Settings, stop: threading.Event) -> None:
     console.print(verdict)
 
 
+def _next_wait(started: float, duration: float) -> float:
+    """Seconds to the next summary line: every 5 s, and the last one when `duration` ends."""
+    if not duration:
+        return 5.0
+    return max(0.0, min(5.0, started + duration - time.monotonic()))
+
+
 def _live_view(
     s: Settings, supervisor: Supervisor, stop: threading.Event, started: float, duration: float
 ) -> None:
     ports = [p.metrics_port for p in processors(s)]
     by_name = {p.name: p for p in processors(s)}
-    while not stop.wait(5.0):
+    while not stop.wait(_next_wait(started, duration)):
         console.print(
             f"{_t(started)} {summary_line(scrape(s.metrics_host, ports))}", highlight=False
         )
@@ -206,5 +213,5 @@ def _live_view(
         if exited:
             console.print(f"[red]processor exited:[/red] {exited}; see its log under {s.home}/logs")
             raise typer.Exit(1)
-        if duration and time.monotonic() - started > duration:
+        if duration and time.monotonic() - started >= duration:
             return
