@@ -62,20 +62,27 @@ items = st.builds(
     close_date=st.none() | st.dates(),
     fields=st.dictionaries(text, field_values, max_size=4),
 )
-stage_changes = st.builds(
-    StageChanged,
-    event_id=ids,
-    occurred_at=timestamps,
-    entity_type=st.sampled_from(EntityType),
-    item_id=ids,
-    pipeline_id=ids,
-    stage_id=ids,
-    item=items,
-    previous_stage_id=st.none() | ids,
-    created_by_automation=st.booleans(),
-    copy_depth=st.integers(0, 2**31 - 1),
-    source_item_key=st.none() | ids,
-)
+
+
+def stage_changes_of(item_strategy: st.SearchStrategy[Item]) -> st.SearchStrategy[StageChanged]:
+    """Stage changes whose items come from `item_strategy`."""
+    return st.builds(
+        StageChanged,
+        event_id=ids,
+        occurred_at=timestamps,
+        entity_type=st.sampled_from(EntityType),
+        item_id=ids,
+        pipeline_id=ids,
+        stage_id=ids,
+        item=item_strategy,
+        previous_stage_id=st.none() | ids,
+        created_by_automation=st.booleans(),
+        copy_depth=st.integers(0, 2**31 - 1),
+        source_item_key=st.none() | ids,
+    )
+
+
+stage_changes = stage_changes_of(items)
 pipelines = st.builds(
     Pipeline,
     id=ids,

@@ -16,7 +16,7 @@ from automation_core.errors import InvalidEvent
 from automation_core.event_json import parse_stage_changed, stage_changed_to_json
 from automation_core.model import Company, Contact, EntityType, Item, StageChanged
 from runtime import codec
-from tests.unit.strategies import timestamps
+from tests.unit.strategies import stage_changes_of
 
 # What the contract admits (narrower than what the codec can carry): no control
 # characters, fixed-point amounts within the length limit, identifiers as field names.
@@ -46,20 +46,7 @@ contract_items = st.builds(
     close_date=st.none() | st.dates(),
     fields=st.dictionaries(ids, st.none() | text | st.lists(text, max_size=3), max_size=4),
 )
-contract_events = st.builds(
-    StageChanged,
-    event_id=ids,
-    occurred_at=timestamps,
-    entity_type=st.sampled_from(EntityType),
-    item_id=ids,
-    pipeline_id=ids,
-    stage_id=ids,
-    item=contract_items,
-    previous_stage_id=st.none() | ids,
-    created_by_automation=st.booleans(),
-    copy_depth=st.integers(0, 2**31 - 1),
-    source_item_key=st.none() | ids,
-)
+contract_events = stage_changes_of(contract_items)
 
 DESIGN_EXAMPLE: dict[str, Any] = {
     "event_id": "evt-1001",
