@@ -11,11 +11,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from crm_automation.stack import Stack
 from runtime.settings import Settings
@@ -90,6 +95,55 @@ def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         profiler.kill()
         profiler.wait()
+
+
+def start_process(
+    command: list[str], env: dict[str, str], work: Path, name: str
+) -> subprocess.Popen[bytes]:
+    """`command` in the background in `work`, its output in `work/<name>.log`."""
+    log = open(work / f"{name}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, env=env, cwd=work, stdout=log, stderr=log)  # noqa: S603
+    log.close()
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after 30 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
+    """Until the process's /readyz on `port` answers 200; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"process {process.pid} exited with {process.returncode}"
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        time.sleep(0.1)
+    raise TimeoutError(f"process {process.pid} on port {port} not ready after {timeout} s")
+
+
+def metric_families(port: int) -> list[Any]:
+    """The metric families a process exposes on its metrics port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+        return list(text_string_to_metric_families(r.read().decode()))
+
+
+def sample_sums(families: list[Any]) -> dict[str, float]:
+    """Each sample name's value summed over its labels."""
+    sums: dict[str, float] = {}
+    for family in families:
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return sums
 
 
 def cpu_seconds(pid: int) -> float:

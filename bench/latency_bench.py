@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,7 +32,6 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from automation_core.model import Action, Company, Contact, EntityType, Item, StageChanged
@@ -46,9 +44,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import (
     CLI,
     cpu_seconds,
+    metric_families,
+    sample_sums,
     stack_env,
     stack_settings,
+    start_process,
     start_profiler,
+    stop_process,
     stop_profiler,
     write_result,
 )  # noqa: E402
@@ -99,25 +101,6 @@ ENGINE_ENV: dict[str, str] = {}
 """Extra settings for the engine (--engine-env KEY=VALUE, for A/B runs of one lever)."""
 
 
-def start(
-    command: list[str], env: dict[str, str], work: Path, name: str
-) -> subprocess.Popen[bytes]:
-    log = open(work / f"{name}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(command, env=env, cwd=work, stdout=log, stderr=log)  # noqa: S603
-    log.close()
-    return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def run_rate(
     base: Settings, rate: int, seconds: float, work: Path, profile: Path | None = None
 ) -> dict[str, Any]:
@@ -154,12 +137,12 @@ def run_rate(
             child_env = {**env, "CRM_AUTOMATION_HOME": str(home), port_var: str(ports[name])}
             if name == "engine":
                 child_env.update(ENGINE_ENV)
-            processes.append(start(command, child_env, home, name))
+            processes.append(start_process(command, child_env, home, name))
         result = measure(s, url, rate, seconds, run, processes, profile)
         return {**result, **engine_batches(ports["engine"]), **sink_batches(ports["sink"])}
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
@@ -282,12 +265,6 @@ def measure(
     }
 
 
-def metrics_of(port: int) -> list[Any]:
-    """The metric families a process exposes on its metrics port."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-        return list(text_string_to_metric_families(r.read().decode()))
-
-
 def histogram(families: list[Any], name: str, one: str, many: str) -> dict[str, float]:
     """One histogram over the whole run: observations (`many`), their mean (`one`_ms_mean)
     and how many took longer than 100 and 250 ms (its buckets)."""
@@ -316,12 +293,9 @@ def engine_batches(port: int) -> dict[str, float]:
     """The engine's batching over the whole run (warm-up included), from its metrics: every
     event it evaluated (the copies re-enter as events of `deals-01`), its batches, and how
     long the batches waited for Kafka to acknowledge their outputs."""
-    families = metrics_of(port)
-    values = {"crm_automation_events_total": 0.0}
-    for family in families:
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
-    events = values["crm_automation_events_total"]
+    families = metric_families(port)
+    values = sample_sums(families)
+    events = values.get("crm_automation_events_total", 0.0)
     batches = values.get("crm_automation_engine_batch_duration_seconds_count", 0.0)
     busy = values.get("crm_automation_engine_batch_duration_seconds_sum", 0.0)
     return {
@@ -341,7 +315,7 @@ def engine_batches(port: int) -> dict[str, float]:
 def sink_batches(port: int) -> dict[str, float]:
     """The Postgres sink's batch writes (one transaction each) over the whole run."""
     name = "crm_automation_sink_batch_duration_seconds"
-    return histogram(metrics_of(port), name, "sink_batch", "sink_batches")
+    return histogram(metric_families(port), name, "sink_batch", "sink_batches")
 
 
 def quarter_second_maxima(timed: list[tuple[int, float]]) -> list[float]:

@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +29,6 @@ import psycopg
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from automation_core.model import (
     Action,
@@ -53,7 +49,17 @@ from scheduler.publisher import KafkaPublisher, Outgoing
 from scheduler.timer_batch import TimerBatch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import CLI, stack_env, stack_settings, write_result  # noqa: E402
+from common import (  # noqa: E402
+    CLI,
+    metric_families,
+    sample_sums,
+    stack_env,
+    stack_settings,
+    start_process,
+    stop_process,
+    wait_ready,
+    write_result,
+)
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -253,19 +259,15 @@ def processes_fire_rate(
         for n, port in enumerate(ports):
             home = Path(tmp) / f"scheduler-{n}"
             home.mkdir()
-            log = open(home / "scheduler.log", "wb")  # noqa: SIM115
             child_env = {
                 **env,
                 "CRM_AUTOMATION_HOME": str(home),
                 "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(port),
             }
-            running.append(
-                subprocess.Popen([CLI, "scheduler"], env=child_env, stdout=log, stderr=log)  # noqa: S603
-            )
-            log.close()
+            running.append(start_process([CLI, "scheduler"], child_env, home, "scheduler"))
         try:
             for process, port in zip(running, ports, strict=True):
-                wait_until_ready(process, port)
+                wait_ready(process, port)
             with psycopg.connect(url, autocommit=True) as conn:
                 due = conn.execute("SELECT now() + interval '1.5 seconds'").fetchone()[0]  # type: ignore[index]
                 conn.execute(
@@ -292,44 +294,15 @@ def processes_fire_rate(
                     " WHERE timer_id LIKE %s",
                     (due, pattern),
                 ).fetchone()
-            measured = [fired_and_rss_mb(port) for port in ports]
+            measured = [sample_sums(metric_families(port)) for port in ports]
         finally:
             for process in running:
-                process.terminate()
-            for process in running:
-                process.wait(timeout=60)
+                stop_process(process)
     assert last is not None and last[1] == burst, last
-    fired = sum(f for f, _rss in measured)
+    fired = sum(m.get("crm_automation_timers_fired_total", 0.0) for m in measured)
     assert fired == burst, f"{fired} fired for {burst} timers"
-    return burst / float(last[0]), max(rss for _f, rss in measured)
-
-
-def wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"scheduler exited with {process.returncode}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:  # noqa: S310
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"scheduler on port {port} not ready after {timeout} s")
-
-
-def fired_and_rss_mb(port: int) -> tuple[float, float]:
-    """`crm_automation_timers_fired_total` and the resident memory of one scheduler."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-        text = r.read().decode()
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + sample.value
-    return (
-        values.get("crm_automation_timers_fired_total", 0.0),
-        values.get("process_resident_memory_bytes", 0.0) / 2**20,
-    )
+    rss_mb = max(m.get("process_resident_memory_bytes", 0.0) for m in measured) / 2**20
+    return burst / float(last[0]), rss_mb
 
 
 def main() -> None:
