@@ -48,6 +48,8 @@ class Outgoing:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, str | bytes | None]] | None = None
+    partition: int | None = None
+    """None: the producer's partitioner chooses from the key."""
 
 
 def _security_config(settings: Settings) -> Config:
@@ -226,6 +228,8 @@ def produce(
                 record.topic,
                 key=record.key,
                 value=record.value,
+                # confluent-kafka's "let the partitioner choose" is -1, not None.
+                partition=-1 if record.partition is None else record.partition,
                 headers=record.headers or None,
                 on_delivery=on_delivery,
             )

@@ -14,8 +14,10 @@ from runtime import kafka_clients, topics
 from runtime.health import Readiness
 from runtime.settings import Settings
 from streams.faust_compat import (
+    ProducedChangelogTable,
     RulesTable,
     as_current_event,
+    confirm_before_commit,
     install_recovery_seek,
     shorten_fetch_wait,
 )
@@ -96,13 +98,20 @@ def build_engine(
         on_changelog_event=on_rule_record,
     )
     app.tables.add(rules_table)
-    state = app.Table(
-        "item-state", key_type=bytes, value_type=bytes, partitions=settings.partitions
+    out = ConfirmingProducer(producer or Producer(kafka_clients.producer_config(settings)))
+    state = ProducedChangelogTable(
+        app,
+        send=out.send,
+        name="item-state",
+        beacon=app.tables.beacon,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
     )
+    app.tables.add(state)
     events_topic_name = settings.topic(topics.STAGE_CHANGES)
     events_topic = app.topic(events_topic_name, key_type=bytes, value_type=bytes)
     handler = StageChangeHandler(settings, rules, metrics)
-    out = ConfirmingProducer(producer or Producer(kafka_clients.producer_config(settings)))
 
     @app.on_rebalance_complete.connect
     async def read_new_partitions_from_the_start(
@@ -116,6 +125,8 @@ def build_engine(
             readiness,
             applied=(rules_topic.get_topic_name(), rules_read),
         )
+        # The item-state changelog goes through `out`: confirmed before Faust commits.
+        confirm_before_commit(app.producer, out.confirm)
         rules.index  # noqa: B018 - built now, not inside the first batch after a rebalance
         assigned = app.consumer.assignment()
         if readiness is not None and not any(tp.topic == events_topic_name for tp in assigned):
@@ -152,8 +163,9 @@ def build_engine(
                     new_states[message.key] = (event, state_to_bytes(handled.new_state))
                 for record in handled.out:
                     out.send(record)
-            # Confirmed before this iteration ends, i.e. before Faust acks the batch;
-            # Faust flushes the changelog before it commits the batch's offsets.
+            # Confirmed before this iteration ends, i.e. before Faust acks the batch.
+            # The new states are sent after it and confirmed with the next batch or at
+            # the latest before Faust commits the batch's offsets (confirm_before_commit).
             with metrics.confirm_seconds.time():
                 await out.confirm()
             for key, (event, new_state) in new_states.items():

@@ -1,6 +1,6 @@
 """Every touch of faust-streaming and aiokafka internals, for the exact versions pinned.
 
-Faust's public API does not cover what the engine needs at five points. Each patch
+Faust's public API does not cover what the engine needs at seven points. Each patch
 below names the upstream code it relies on; `tests/unit/test_faust_compat.py` holds
 a test per patch that fails when that code changes, and `check_versions` refuses to
 start the engine on other versions than `PINNED`:
@@ -30,6 +30,14 @@ start the engine on other versions than `PINNED`:
    while one is in flight: when only idle partitions (the rules topic) were in it, the
    broker held it 1.5 s and every event partition waited behind it (an engine latency
    p50 of ~1 s at 500 events/s in half the runs of bench/latency_bench.py --quick).
+6. `ProducedChangelogTable`: a Table whose changelog records go through the engine's
+   confluent-kafka producer (`Table.on_key_set` → `send_changelog`), not Faust's
+   aiokafka producer, whose Python record building and sending on the engine's threads
+   cost the engine a quarter of its throughput (BENCHMARKS.md, issue 13).
+7. `confirm_before_commit`: Faust's consumer flushes its producer before every offset
+   commit (`Consumer._commit_offsets`, also on revocation and at stop), which is what
+   makes a table's changelog durable before the offsets it follows are committed; the
+   flush now also waits for the engine's producer, which carries the changelog of 6.
 """
 
 from __future__ import annotations
@@ -40,13 +48,14 @@ import importlib.metadata
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from faust import streams as faust_streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from runtime.health import Readiness
+from runtime.kafka_clients import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +98,65 @@ class RulesTable(faust.GlobalTable):
 
     def _changelog_topic_name(self) -> str:
         return str(self.changelog_topic.get_topic_name())
+
+
+class _Partition(NamedTuple):
+    partition: int
+
+
+class _Sent(NamedTuple):
+    """What `Table.on_key_set` reads of `send_changelog`'s result."""
+
+    message: _Partition
+
+
+class ProducedChangelogTable(faust.Table):  # type: ignore[type-arg]
+    """A Table whose changelog records are handed to `send` (the engine's confluent-kafka
+    producer) instead of Faust's aiokafka producer.
+
+    Keys and values are bytes (raw serializers); each record goes to the partition Faust
+    chose from the current event. Faust still creates the changelog topic and recovers
+    the table from it; `confirm_before_commit` makes the records durable before commits.
+    """
+
+    def __init__(self, app: Any, *, send: Callable[[Outgoing], None], **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._send = send
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any:
+        if partition is None or not isinstance(key, bytes):
+            raise TypeError("a changelog record needs the event's partition and a bytes key")
+        if value is not None and not isinstance(value, bytes):
+            raise TypeError(f"a changelog value must be bytes, not {type(value).__name__}")
+        topic = self.changelog_topic.get_topic_name()
+        self._send(Outgoing(topic, key, value, partition=partition))
+        return _Sent(_Partition(partition))
+
+
+def confirm_before_commit(producer: Any, confirm: Callable[[], Awaitable[None]]) -> None:
+    """Make Faust's `producer.flush` await `confirm` first (once per producer).
+
+    Faust awaits that flush before every offset commit, on revocation and at stop, so
+    whatever `confirm` waits for is acknowledged before the offsets it follows are
+    committed.
+    """
+    if getattr(producer, "_crm_confirm_before_commit", False):
+        return
+    faust_flush: Callable[[], Awaitable[None]] = producer.flush
+
+    async def flush() -> None:
+        await confirm()
+        await faust_flush()
+
+    producer.flush = flush
+    producer._crm_confirm_before_commit = True
 
 
 def shorten_fetch_wait(max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:

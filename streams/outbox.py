@@ -30,6 +30,10 @@ class ConfirmingProducer:
     def __init__(self, producer: Producer) -> None:
         self._producer = producer
         self._failed: list[tuple[Outgoing, KafkaError]] = []
+        # The agent confirms its batch while Faust's commit may confirm the changelog
+        # (faust_compat.confirm_before_commit): one round at a time, so a failed record is
+        # produced again and confirmed before either caller returns.
+        self._confirming = asyncio.Lock()
 
     def send(self, out: Outgoing) -> None:
         self._produce(out)
@@ -42,7 +46,11 @@ class ConfirmingProducer:
         kafka_clients.produce(self._producer, out, on_delivery)
 
     async def confirm(self) -> None:
-        """Wait until every message sent since the last confirm is acknowledged."""
+        """Wait until every message sent before this call is acknowledged."""
+        async with self._confirming:
+            await self._confirm()
+
+    async def _confirm(self) -> None:
         backoff = 0.1
         waited = 0.0
         loop = asyncio.get_running_loop()

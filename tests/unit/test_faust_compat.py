@@ -12,6 +12,7 @@ import functools
 import hashlib
 import inspect
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import faust
@@ -21,17 +22,21 @@ from aiokafka.consumer.fetcher import Fetcher
 from faust import streams as faust_streams
 from faust.assignor import partition_assignor
 from faust.tables import recovery
+from faust.tables import table as faust_table
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from runtime.health import Readiness
+from runtime.kafka_clients import Outgoing
 from streams import faust_compat
 from streams.faust_compat import (
     IncompatibleFaust,
+    ProducedChangelogTable,
     RulesTable,
     as_current_event,
     check_versions,
+    confirm_before_commit,
     guard_head_gaps,
     install_recovery_seek,
     shorten_fetch_wait,
@@ -71,6 +76,11 @@ UPSTREAM = {
     "AIOKafkaConsumerThread._create_worker_consumer": _faust_create_worker_consumer(),
     "AIOKafkaConsumer.start": AIOKafkaConsumer.start,
     "Fetcher._get_actions_per_node": Fetcher._get_actions_per_node,
+    # ProducedChangelogTable: what calls send_changelog and reads its result.
+    "Table.on_key_set": faust_table.Table.on_key_set,
+    "Table.on_key_del": faust_table.Table.on_key_del,
+    # confirm_before_commit: the producer flush Faust awaits before committing offsets.
+    "Consumer._commit_offsets": faust_consumer.Consumer._commit_offsets,
 }
 
 
@@ -107,6 +117,9 @@ EXPECTED = {
     "AIOKafkaConsumerThread._create_worker_consumer": "c2701bfc3e6f6cad",
     "AIOKafkaConsumer.start": "2f1ba70443327538",
     "Fetcher._get_actions_per_node": "1dab2cf937d165d0",
+    "Table.on_key_set": "a370e35ca55c2c7e",
+    "Table.on_key_del": "4f2900b2f9d24a08",
+    "Consumer._commit_offsets": "1a69799041188441",
 }
 
 
@@ -294,3 +307,60 @@ def test_the_engines_consumer_fetches_with_a_short_wait_where_faust_sets_one_and
 
     assert asyncio.run(created_waits()) == (1500, faust_compat.FETCH_MAX_WAIT_MS)
     assert faust_compat.FETCH_MAX_WAIT_MS <= 100
+
+
+class SourceEvent:
+    """A Faust event's surface a table write reads: the message's topic and partition."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(topic=EVENTS, partition=partition)
+
+
+def test_a_table_write_goes_to_the_engines_producer_on_its_events_partition() -> None:
+    sent: list[Outgoing] = []
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1")
+    table = ProducedChangelogTable(
+        app,
+        send=sent.append,
+        name="item-state",
+        beacon=app.tables.beacon,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=6,
+    )
+    with as_current_event(SourceEvent(4)):
+        table[b"DEAL:1"] = b"state-1"
+    with as_current_event(SourceEvent(2)):
+        table[b"DEAL:2"] = b"state-2"
+        del table[b"DEAL:2"]
+
+    topic = "compat-test-item-state-changelog"
+    assert sent == [
+        Outgoing(topic, b"DEAL:1", b"state-1", partition=4),
+        Outgoing(topic, b"DEAL:2", b"state-2", partition=2),
+        Outgoing(topic, b"DEAL:2", None, partition=2),
+    ]
+    assert table[b"DEAL:1"] == b"state-1" and b"DEAL:2" not in table
+    with pytest.raises(TypeError, match="bytes"), as_current_event(SourceEvent(1)):
+        table[b"DEAL:3"] = "not bytes"
+    # The write asked the (never started) consumer for partition counts: close its loops.
+    app.consumer._thread.thread_loop.close()
+    app.loop.close()
+
+
+def test_fausts_flush_before_a_commit_waits_for_the_engines_producer_first() -> None:
+    steps: list[str] = []
+
+    class FaustProducer:
+        async def flush(self) -> None:
+            steps.append("faust flush")
+
+    async def confirm() -> None:
+        await asyncio.sleep(0)
+        steps.append("engine confirm")
+
+    producer = FaustProducer()
+    confirm_before_commit(producer, confirm)
+    confirm_before_commit(producer, confirm)  # once per producer
+    asyncio.run(producer.flush())
+    assert steps == ["engine confirm", "faust flush"]

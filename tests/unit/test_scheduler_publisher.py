@@ -29,6 +29,7 @@ class FakeProducer:
         topic: str,
         key: bytes | None = None,
         value: bytes | None = None,
+        partition: int = -1,
         headers: Any = None,
         on_delivery: Callback | None = None,
     ) -> None:
