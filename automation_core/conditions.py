@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from automation_core.fields import field_value
@@ -87,16 +88,28 @@ def compare(c: Comparison, event: StageChanged) -> Outcome:
             return _result(any(str(v).casefold() == needle for v in values), c, "false")
         return _result(needle in str(values[0]).casefold(), c, "false")
     if c.op == "in":
-        options = {typed(v, c.value_type) for v in (c.value or ())}
+        assert not isinstance(c.value, str)  # noqa: S101 - validation: a list here
+        options = _options(c.value or (), c.value_type)
         return _result(any(v in options for v in operands), c, "false")
     assert isinstance(c.value, str)  # noqa: S101 - validation guarantees a scalar here
-    target = typed(c.value, c.value_type)
+    target = _target(c.value, c.value_type)
     if c.op == "eq":
         return _result(any(v == target for v in operands), c, "false")
     if c.op == "ne":
         return _result(all(v != target for v in operands), c, "false")
     test = ORDERING_OPS[c.op]
     return _result(any(test(v, target) for v in operands), c, "false")
+
+
+@lru_cache(maxsize=4096)
+def _target(value: str, value_type: ValueType) -> str | Decimal | date:
+    """`typed` of a rule's own operand, remembered: the same rules run for every event."""
+    return typed(value, value_type)
+
+
+@lru_cache(maxsize=4096)
+def _options(values: tuple[str, ...], value_type: ValueType) -> frozenset[str | Decimal | date]:
+    return frozenset(typed(v, value_type) for v in values)
 
 
 def _as_type(value: object, value_type: ValueType) -> str | Decimal | date:

@@ -50,7 +50,7 @@ def compute_due(spec: TimeSpec, base: datetime, event: StageChanged) -> datetime
             zone = _zone_of(spec)
             local_day = (moment + timedelta(seconds=rest)).astimezone(zone).date()
             local_day += timedelta(days=days)
-            moment = resolve_local(datetime.combine(local_day, spec.at), zone)
+            moment = _local_instant(local_day, spec.at, zone)
     if spec.working_time is not None:
         moment = next_working_moment(moment, spec.working_time)
     return to_millis(moment.astimezone(UTC))
@@ -118,23 +118,38 @@ def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
     raise TimingError("nonexistent local time")  # pragma: no cover - no zone skips 2 days
 
 
+@lru_cache(maxsize=4096)
+def _local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """`resolve_local` of `day` at `at`, remembered: rules name a few times of day, and an
+    engine's events fall on a few days."""
+    return resolve_local(datetime.combine(day, at), zone)
+
+
 def _exists(aware: datetime, wall: datetime) -> bool:
     return aware.astimezone(UTC).astimezone(aware.tzinfo).replace(tzinfo=None) == wall
 
 
 def next_working_moment(moment: datetime, calendar: WorkingCalendar) -> datetime:
     """`moment` if it is inside working time, else the start of the next working period."""
-    zone = ZoneInfo(calendar.timezone)
-    day = moment.astimezone(zone).date()
+    day = moment.astimezone(ZoneInfo(calendar.timezone)).date()
     for _ in range(_MAX_DAYS_TO_NEXT_WORKING_MOMENT):
-        if is_working_day(day, calendar):
-            for start, end in calendar.hours:
-                opens = resolve_local(datetime.combine(day, start), zone)
-                closes = resolve_local(datetime.combine(day, end), zone)
-                if moment < closes:
-                    return max(moment, opens)
+        for opens, closes in _working_periods(day, calendar):
+            if moment < closes:
+                return max(moment, opens)
         day += timedelta(days=1)
     raise TimingError("no_working_time: the calendar has no working moment within 400 days")
+
+
+@lru_cache(maxsize=4096)
+def _working_periods(day: date, calendar: WorkingCalendar) -> tuple[tuple[datetime, datetime], ...]:
+    """The working periods of `day` as (opens, closes) instants; none on a day off."""
+    if not is_working_day(day, calendar):
+        return ()
+    zone = ZoneInfo(calendar.timezone)
+    return tuple(
+        (_local_instant(day, start, zone), _local_instant(day, end, zone))
+        for start, end in calendar.hours
+    )
 
 
 def is_working_day(day: date, calendar: WorkingCalendar) -> bool:
