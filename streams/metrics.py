@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # One batch of up to a few hundred events: ~1 ms when idle to ~1 s under full load.
 BATCH_SECONDS = "crm_automation_engine_batch_duration_seconds"
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-# The part of a batch spent waiting for Kafka's acknowledgements of its output records.
+# The part of a batch spent waiting for Kafka's acknowledgements of its output records
+# (and of the item states the batch before it wrote to the changelog).
 CONFIRM_SECONDS = "crm_automation_engine_confirm_duration_seconds"
 
 
@@ -67,7 +68,8 @@ class EngineMetrics:
             ),
             confirm_seconds=Histogram(
                 CONFIRM_SECONDS,
-                "Time one batch waits for Kafka to acknowledge its output records.",
+                "Time one batch waits for Kafka to acknowledge its output records "
+                "(and the item states of the batch before it).",
                 buckets=_BATCH_BUCKETS,
                 registry=registry,
             ),
