@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -184,16 +185,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _stacks(collapsed: Path) -> Iterator[tuple[str, int]]:
+    """(stack, samples) of each line of a py-spy `--format raw` file; a line py-spy cut
+    short when it was stopped is left out."""
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack, int(count_text)
+
+
 def top_frames(collapsed: Path, n: int = 25) -> list[tuple[str, float, float]]:
     """(function, self share, inclusive share) from a py-spy `--format raw` file."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
+    for stack, count in _stacks(collapsed):
         samples += count
         frames = stack.split(";")
         own[frames[-1]] += count
@@ -202,8 +208,23 @@ def top_frames(collapsed: Path, n: int = 25) -> list[tuple[str, float, float]]:
     return [(f, own[f] / samples, total[f] / samples) for f, _ in own.most_common(n)]
 
 
+def stack_share(collapsed: Path, pattern: str) -> tuple[int, int]:
+    """(samples whose stack matches the regular expression `pattern`, all samples)."""
+    matching = samples = 0
+    for stack, count in _stacks(collapsed):
+        samples += count
+        matching += count if re.search(pattern, stack) else 0
+    return matching, samples
+
+
 if __name__ == "__main__":
-    # `python bench/common.py profile.txt`: the hottest frames of a raw py-spy profile.
-    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 25
-    for frame, mine, incl in top_frames(Path(sys.argv[1]), limit):
-        print(f"{mine:6.1%} {incl:6.1%}  {frame}")
+    # `python bench/common.py profile.txt [N]`: the hottest frames of a raw py-spy profile;
+    # `python bench/common.py profile.txt --share REGEX`: the share of samples whose stack
+    # matches REGEX (e.g. a library's frames, wherever they were called from).
+    if len(sys.argv) > 3 and sys.argv[2] == "--share":
+        matching, samples = stack_share(Path(sys.argv[1]), sys.argv[3])
+        print(f"{matching:,} of {samples:,} samples ({matching / max(samples, 1):.1%})")
+    else:
+        limit = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+        for frame, mine, incl in top_frames(Path(sys.argv[1]), limit):
+            print(f"{mine:6.1%} {incl:6.1%}  {frame}")

@@ -99,16 +99,9 @@ def build_engine(
     )
     app.tables.add(rules_table)
     out = ConfirmingProducer(producer or Producer(kafka_clients.producer_config(settings)))
-    state = ProducedChangelogTable(
-        app,
-        send=out.send,
-        name="item-state",
-        beacon=app.tables.beacon,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
+    state = ProducedChangelogTable.of_bytes(
+        app, "item-state", send=out.send, partitions=settings.partitions
     )
-    app.tables.add(state)
     events_topic_name = settings.topic(topics.STAGE_CHANGES)
     events_topic = app.topic(events_topic_name, key_type=bytes, value_type=bytes)
     handler = StageChangeHandler(settings, rules, metrics)

@@ -123,6 +123,23 @@ class ProducedChangelogTable(faust.Table):  # type: ignore[type-arg]
         super().__init__(app, **kwargs)
         self._send = send
 
+    @classmethod
+    def of_bytes(
+        cls, app: Any, name: str, *, send: Callable[[Outgoing], None], partitions: int
+    ) -> ProducedChangelogTable:
+        """A bytes-to-bytes table `name` of `app`, added to its tables as `app.Table` does."""
+        table = cls(
+            app,
+            send=send,
+            name=name,
+            beacon=app.tables.beacon,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+        )
+        app.tables.add(table)
+        return table
+
     def send_changelog(
         self,
         partition: int | None,

@@ -319,15 +319,7 @@ class SourceEvent:
 def test_a_table_write_goes_to_the_engines_producer_on_its_events_partition() -> None:
     sent: list[Outgoing] = []
     app = faust.App("compat-test", broker="kafka://127.0.0.1:1")
-    table = ProducedChangelogTable(
-        app,
-        send=sent.append,
-        name="item-state",
-        beacon=app.tables.beacon,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=6,
-    )
+    table = ProducedChangelogTable.of_bytes(app, "item-state", send=sent.append, partitions=6)
     with as_current_event(SourceEvent(4)):
         table[b"DEAL:1"] = b"state-1"
     with as_current_event(SourceEvent(2)):
