@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
 
-from automation_core.model import TimerCommand, TimerCommandKind
+from automation_core.model import Action, ActionMode, TimerCommand, TimerCommandKind
 from runtime import codec
 from runtime.consume import Batch, decode_batch
 from runtime.dlq import ConsumedMessage, DeadLetter
@@ -16,11 +18,69 @@ TimerEntry = Schedule | StageEntryCancel | RuleCancel
 
 def decode(value: bytes) -> TimerEntry:
     """A timer command's message as what the timers table needs of it; `InvalidMessage`
-    when it does not decode or lacks what its kind needs."""
-    return entry_of(codec.decode_as(value, TimerCommand), value)
+    when it does not decode or lacks what its kind needs.
+
+    A command of the current schema is skimmed (runtime.codec.skim): its ids and times
+    are read, its action's payload only stepped over (it is stored as bytes and decoded
+    in full where it fires); an older one is decoded in full.
+    """
+    head = _skim_command()(value)
+    if head is None:
+        return entry_of(codec.decode_as(value, TimerCommand), value)
+    action = head.pop("action")
+    try:
+        command = CommandHead(
+            kind=TimerCommandKind(head.pop("kind")),
+            action=None if action is None else ActionHead(**action),
+            **head,
+        )
+    except ValueError as exc:  # an unknown kind or mode, as the full decoder says it
+        raise codec.InvalidMessage("invalid_record", f"TimerCommand is not valid: {exc}") from exc
+    return entry_of(command, value)
 
 
-def entry_of(command: TimerCommand, encoded: bytes | None = None) -> TimerEntry:
+@dataclass(frozen=True, slots=True)
+class ActionHead:
+    """The fields of a command's action that its timer row needs."""
+
+    action_id: str
+    rule_id: str
+    rule_version: str
+    item_key: str
+    event_id: str
+    mode: str
+    due_at: datetime | None
+
+    def __post_init__(self) -> None:
+        ActionMode(self.mode)  # the full decoder refuses an unknown mode too
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHead:
+    """A timer command as skimmed: everything but its action's payload and item."""
+
+    kind: TimerCommandKind
+    issued_at: datetime
+    item_key: str | None
+    stage_entry_id: str | None
+    rule_id: str | None
+    due_at: datetime | None
+    rule_version: str | None
+    action: ActionHead | None
+
+
+_HEAD_FIELDS = {
+    **{name: True for name in CommandHead.__dataclass_fields__ if name != "action"},
+    "action": {name: True for name in ActionHead.__dataclass_fields__},
+}
+
+
+@cache
+def _skim_command() -> codec.Skimmer:
+    return codec.skimmer("TimerCommand", _HEAD_FIELDS)
+
+
+def entry_of(command: TimerCommand | CommandHead, encoded: bytes | None = None) -> TimerEntry:
     """`encoded` is the command's message, if at hand (its action is then not re-encoded)."""
     if command.kind is TimerCommandKind.SCHEDULE:
         return schedule_of(command, encoded)
@@ -71,7 +131,7 @@ class TimerBatch:
             self.rule_cancels.append(entry)
 
 
-def schedule_of(command: TimerCommand, encoded: bytes | None = None) -> Schedule:
+def schedule_of(command: TimerCommand | CommandHead, encoded: bytes | None = None) -> Schedule:
     """The timer row of a SCHEDULE command (its id is the action id).
 
     With the command's message at hand, the stored action is sliced out of it rather than
@@ -84,6 +144,10 @@ def schedule_of(command: TimerCommand, encoded: bytes | None = None) -> Schedule
     if due_at is None:
         raise codec.InvalidMessage("invalid_timer_command", "schedule without due_at")
     stored = codec.embedded_action(encoded) if encoded is not None else None
+    if stored is None:
+        if not isinstance(action, Action):  # a skimmed command always comes with its bytes
+            raise TypeError("a skimmed command's action is stored from its message")
+        stored = codec.encode(action)
     return Schedule(
         timer_id=action.action_id,
         item_key=command.item_key or action.item_key,
@@ -93,5 +157,5 @@ def schedule_of(command: TimerCommand, encoded: bytes | None = None) -> Schedule
         event_id=action.event_id,
         issued_at=command.issued_at,
         due_at=due_at,
-        action=stored if stored is not None else codec.encode(action),
+        action=stored,
     )

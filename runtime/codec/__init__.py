@@ -31,6 +31,7 @@ from runtime.codec.framing import (
     load_writer_schemas,
 )
 from runtime.codec.records import FROM_AVRO, TO_AVRO, TopLevel
+from runtime.codec.skim import SkimError, read_long, record_reader
 
 __all__ = [
     "FINGERPRINTS",
@@ -40,6 +41,7 @@ __all__ = [
     "REGISTRY_MAGIC",
     "InvalidMessage",
     "RegistryLookup",
+    "Skimmer",
     "TopLevel",
     "WriterSchema",
     "crc64_avro_fingerprint",
@@ -52,6 +54,7 @@ __all__ = [
     "fingerprints",
     "read_registry_schemas_with",
     "schema_name_of",
+    "skimmer",
     "write_registry_ids",
     "writer_schemas",
 ]
@@ -146,7 +149,7 @@ def embedded_action(command: bytes) -> bytes | None:
         return None if action is None else encode(action)
     for skip in _fields_before_action(writer.fingerprint):
         pos = skip(command, pos)
-    branch, pos = _read_long(command, pos)  # action: ["null", Action]
+    branch, pos = read_long(command, pos)  # action: ["null", Action]
     if not branch:
         return None
     # The Action version the command was written with (an older command holds an older
@@ -194,7 +197,7 @@ def _skip_of(kind: Any) -> Skip:
 
 def _skip_optional(skip: Skip) -> Skip:
     def optional(data: bytes, pos: int) -> int:
-        branch, pos = _read_long(data, pos)
+        branch, pos = read_long(data, pos)
         return skip(data, pos) if branch else pos
 
     return optional
@@ -210,25 +213,43 @@ def _embedded_action_header(command_fingerprint: bytes) -> bytes:
     return header
 
 
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """An Avro long (zigzag varint) at `pos`, and the position after it."""
-    shift = result = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
 def _skip_long(data: bytes, pos: int) -> int:
-    return _read_long(data, pos)[1]
+    return read_long(data, pos)[1]
 
 
 def _skip_string(data: bytes, pos: int) -> int:
-    length, pos = _read_long(data, pos)
+    length, pos = read_long(data, pos)
     return pos + length
+
+
+Skimmer = Callable[[bytes], "dict[str, Any] | None"]
+
+
+def skimmer(schema_name: str, wanted: Mapping[str, Any]) -> Skimmer:
+    """A reader of the `wanted` fields of messages of `schema_name` (runtime.codec.skim):
+    message -> dict of those fields, or None for a message this fast path does not read
+    (another schema or an older version of it: decode those in full). A body the
+    skim finds malformed raises `InvalidMessage` with the full decoder's reason."""
+    schemas = _schema_set()
+    current = schemas.by_name[schema_name]
+    read = record_reader(current.parsed, wanted)
+
+    def skim(data: bytes) -> dict[str, Any] | None:
+        for header in (current.header, schemas.headers[schema_name]):
+            if data[: len(header)] == header:
+                break
+        else:
+            return None
+        try:
+            values, end = read(data, len(header))
+            if end != len(data):
+                raise SkimError("trailing bytes")
+        except (ValueError, IndexError, OverflowError):  # SkimError, bad UTF-8, a date past 9999
+            schemas.decode_dict(data)  # raises the reason: truncated, trailing bytes, ...
+            return None  # the full decoder reads what the skim refused: let it decide
+        return dict(values)
+
+    return skim
 
 
 def schema_name_of(data: bytes) -> str:
