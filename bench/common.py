@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -217,14 +218,26 @@ def stack_share(collapsed: Path, pattern: str) -> tuple[int, int]:
     return matching, samples
 
 
-if __name__ == "__main__":
-    # `python bench/common.py profile.txt [N]`: the hottest frames of a raw py-spy profile;
-    # `python bench/common.py profile.txt --share REGEX`: the share of samples whose stack
-    # matches REGEX (e.g. a library's frames, wherever they were called from).
-    if len(sys.argv) > 3 and sys.argv[2] == "--share":
-        matching, samples = stack_share(Path(sys.argv[1]), sys.argv[3])
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Read a raw py-spy profile (py-spy record -f raw): its hottest frames, "
+        "or the share of samples whose stack matches a regular expression."
+    )
+    parser.add_argument("profile", type=Path, help="a py-spy --format raw file")
+    parser.add_argument("top", nargs="?", type=int, default=25, help="frames to list")
+    parser.add_argument(
+        "--share", metavar="REGEX", help="print the share of samples whose stack matches REGEX"
+    )
+    args = parser.parse_args()
+    if not args.profile.is_file():
+        parser.error(f"no such profile: {args.profile}")
+    if args.share is not None:
+        matching, samples = stack_share(args.profile, args.share)
         print(f"{matching:,} of {samples:,} samples ({matching / max(samples, 1):.1%})")
-    else:
-        limit = int(sys.argv[2]) if len(sys.argv) > 2 else 25
-        for frame, mine, incl in top_frames(Path(sys.argv[1]), limit):
-            print(f"{mine:6.1%} {incl:6.1%}  {frame}")
+        return
+    for frame, mine, incl in top_frames(args.profile, args.top):
+        print(f"{mine:6.1%} {incl:6.1%}  {frame}")
+
+
+if __name__ == "__main__":
+    main()
