@@ -15,6 +15,7 @@ ENV_PREFIX = "CRM_AUTOMATION_"
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 WireFormat = Literal["single-object", "schema-registry"]
+EventLoop = Literal["uvloop", "asyncio"]
 
 
 def http_url(value: str) -> str:
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
     """How long the engine's agent waits for a batch to fill (up to `batch_size` events)
     before it takes what has arrived: longer windows make larger batches under a backlog
     (one delivery confirmation each), and add up to this much latency when events trickle."""
+    engine_event_loop: EventLoop = "uvloop"
+    """The engine's asyncio event loop: uvloop (libuv; less of every event spent in the
+    loop's own scheduling and socket code) or Python's own."""
     engine_stall_seconds: float = 60.0
     """Liveness watchdog: an engine whose input lag stays above 0 while it neither
     finishes a batch nor commits an offset for this long logs its partition state and

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 import faust
+import uvloop
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from runtime import kafka_clients, topics
 from runtime.health import Readiness
-from runtime.settings import Settings
+from runtime.settings import EventLoop, Settings
 from streams.faust_compat import (
     ProducedChangelogTable,
     RulesTable,
@@ -35,6 +37,13 @@ APP_ID = "crm-automation-engine"
 def group_id(settings: Settings) -> str:
     """The engine's app id, which Faust also uses as its consumer group."""
     return f"{settings.topic_prefix}{APP_ID}"
+
+
+def use_event_loop(name: EventLoop) -> None:
+    """Make `name` the event loop of the Faust worker about to start; call before the
+    app is built (whatever takes the loop early must take this one)."""
+    policy = uvloop.EventLoopPolicy() if name == "uvloop" else asyncio.DefaultEventLoopPolicy()
+    asyncio.set_event_loop_policy(policy)
 
 
 def build_engine(
@@ -135,6 +144,7 @@ def build_engine(
 
     @app.agent(events_topic)
     async def process(stream: Any) -> None:
+        logger.info("engine agent started on %s", type(asyncio.get_running_loop()).__module__)
         async for batch in stream.take_events(
             settings.batch_size, within=settings.engine_batch_window_seconds
         ):

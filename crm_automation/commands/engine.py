@@ -11,7 +11,7 @@ from crm_automation.commands._common import codec_settings
 from runtime import topics
 from runtime.consumer_lag import ConsumerLagMonitor
 from runtime.health import consuming, process_registry, serve
-from streams.app import build_engine, group_id
+from streams.app import build_engine, group_id, use_event_loop
 from streams.faust_compat import IncompatibleFaust, check_versions
 from streams.liveness import stall_watchdog
 
@@ -24,6 +24,7 @@ def engine() -> None:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
     s = codec_settings()
+    use_event_loop(s.engine_event_loop)
     registry = process_registry("engine")
     readiness = consuming("engine")
     app = build_engine(s, registry, readiness=readiness)

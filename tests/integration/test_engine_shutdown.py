@@ -65,3 +65,7 @@ def test_an_engine_stopped_mid_backlog_finishes_its_batch_and_its_successor_repe
     twice = [key for key, count in evaluated.items() if count > 1]
     assert not twice, f"{len(twice)} rule executions evaluated again, e.g. {twice[:3]}"
     assert {e.event_id for e in executions} >= {e.event_id for e in events}
+    # Both engines ran their agent on the configured event loop (uvloop by default).
+    logs = [log.read_text() for log in tmp_path.glob("engine-*.log")]
+    assert len(logs) == 2
+    assert all("engine agent started on uvloop" in log for log in logs), logs[0][-2000:]
