@@ -52,6 +52,7 @@ __all__ = [
     "encode",
     "encode_dict",
     "fingerprints",
+    "header",
     "read_registry_schemas_with",
     "schema_name_of",
     "skimmer",
@@ -81,6 +82,11 @@ def writer_schemas() -> Mapping[str, WriterSchema]:
 def fingerprints() -> dict[str, bytes]:
     """Schema short name -> its 8-byte fingerprint as written after `C3 01`."""
     return {name: w.fingerprint for name, w in _schema_set().by_name.items()}
+
+
+def header(schema_name: str) -> bytes:
+    """What `encode` writes before a body of `schema_name`, in the configured wire format."""
+    return _schema_set().headers[schema_name]
 
 
 RegistryLookup = Callable[[int], "str | None"]

@@ -25,7 +25,8 @@ from runtime.settings import Settings
 from sinks.loop import sink_loop
 from sinks.metrics import SinkMetrics
 from sinks.postgres import store as postgres
-from sinks.postgres.rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, Rows
+from sinks.postgres.row_reader import RowReader
+from sinks.postgres.rows import ACTIVITY_COLUMNS, DEAL_COLUMNS, LEAD_COLUMNS, ReadRows, Rows
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ SINK = "postgres"
 _CONNECT_TIMEOUT = 10
 _RELAY_INTERVAL = 1.0
 
-Record = Action | Execution
+Record = Action | Execution | ReadRows
+"""A decoded record, or the row read straight from a message of a current schema."""
 
 
 def run(
@@ -101,9 +103,13 @@ class PostgresStep:
         self._announce_topic = announce_topic
         self._on_outbox = on_outbox
         self._conn: psycopg.Connection | None = None
+        self._reader = RowReader()
 
     def decode(self, value: bytes) -> Record:
-        record: Record = _decode_record(value)
+        read = self._reader.read(value)
+        if read is not None:
+            return read
+        record: Record = _decode_record(value)  # also says why a record never decodes
         return record
 
     def process(self, batch: Batch[Record], dead_letters: DeadLetters) -> None:
@@ -123,7 +129,9 @@ class PostgresStep:
     def rows(self, records: list[Record]) -> Rows:
         rows = Rows(announce_topic=self._announce_topic)
         for record in records:
-            if isinstance(record, Action):
+            if isinstance(record, ReadRows):
+                rows.add_read(record)
+            elif isinstance(record, Action):
                 rows.add_action(record)
             else:
                 rows.add_execution(record)

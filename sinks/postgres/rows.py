@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -93,6 +94,19 @@ EXECUTION_COLUMNS = (
     "reason",
     "recorded_at",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRows:
+    """The row of one record read straight from its message (sinks.postgres.row_reader),
+    and the announcement of the item it creates, if any."""
+
+    table: str
+    """The `Rows` list the row belongs to (leads, deals, activities, ...)."""
+    row: Row
+    action_id: str | None
+    announcement: tuple[bytes, bytes] | None
+    """Key and value of the StageChanged announcing the item the action creates."""
 
 
 @dataclass
@@ -208,6 +222,12 @@ class Rows:
                     (action.action_id, self.announce_topic, event.key.encode(), codec.encode(event))
                 )
 
+    def add_read(self, read: ReadRows) -> None:
+        getattr(self, read.table).append(read.row)
+        if self.announce_topic is not None and read.announcement is not None:
+            key, value = read.announcement
+            self.outbox.append((read.action_id, self.announce_topic, key, value))
+
     def add_execution(self, execution: Execution) -> None:
         self.executions.append(
             (
@@ -238,11 +258,18 @@ class Rows:
 
 def execution_key(execution: Execution) -> str:
     """The same execution record redelivered maps to the same key, so it is stored once."""
-    parts = (
+    return execution_key_of(
         execution.event_id,
         execution.rule_id,
         execution.status.value,
-        execution.action_id or "",
-        execution.due_at.isoformat() if execution.due_at else "",
+        execution.action_id,
+        execution.due_at,
     )
+
+
+def execution_key_of(
+    event_id: str, rule_id: str, status: str, action_id: str | None, due_at: datetime | None
+) -> str:
+    """`execution_key` of an execution record's fields."""
+    parts = (event_id, rule_id, status, action_id or "", due_at.isoformat() if due_at else "")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
