@@ -35,6 +35,10 @@ class Outcome:
     """Why it did not match (no field values: they may be personal data)."""
 
 
+MATCHED = Outcome(True)
+"""The one matched outcome (immutable): a condition is evaluated per event and rule."""
+
+
 class _Mismatch(Exception):
     pass
 
@@ -56,7 +60,7 @@ def typed(value: str, value_type: ValueType) -> str | Decimal | date:
 
 def evaluate_condition(condition: Condition | None, event: StageChanged) -> Outcome:
     if condition is None:
-        return Outcome(True)
+        return MATCHED
     reasons: list[str] = []
     for g, group in enumerate(condition.any_of):
         for c, comparison in enumerate(group):
@@ -65,7 +69,7 @@ def evaluate_condition(condition: Condition | None, event: StageChanged) -> Outc
                 reasons.append(f"any[{g}].all[{c}] {outcome.reason}")
                 break
         else:
-            return Outcome(True)
+            return MATCHED
     return Outcome(False, "condition false: " + "; ".join(reasons))
 
 
@@ -127,4 +131,4 @@ def _as_type(value: object, value_type: ValueType) -> str | Decimal | date:
 
 
 def _result(matched: bool, c: Comparison, why: str) -> Outcome:
-    return Outcome(True) if matched else Outcome(False, f"{c.field} {c.op}: {why}")
+    return MATCHED if matched else Outcome(False, f"{c.field} {c.op}: {why}")

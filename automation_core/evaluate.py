@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from automation_core import ids
 from automation_core.actions import ActionFailed, build_payload
@@ -196,8 +196,8 @@ def _leave(
     return (cancel,), (complete,)
 
 
-@dataclass(frozen=True)
-class _RuleResult:
+class _RuleResult(NamedTuple):
+    # A tuple, not a frozen dataclass: one is made for every rule an event runs.
     execution: Execution
     action: Action | None
     done_at: datetime

@@ -7,7 +7,6 @@ the same event id still get ids of their own (and so effects of their own).
 from __future__ import annotations
 
 import hashlib
-import json
 from json.encoder import encode_basestring_ascii as _json_string
 
 ACTION_ID_HEX_CHARS = 32
@@ -29,8 +28,16 @@ def action_id(item_key: str, event_id: str, rule_id: str, rule_version: str, ind
 
 
 def completion_id(item_key: str, event_id: str, stage_entry_id: str) -> str:
-    """The id of the CompleteActivities action for the stage entry an event ends."""
-    material = json.dumps(["complete_activities", item_key, event_id, stage_entry_id])
+    """The id of the CompleteActivities action for the stage entry an event ends.
+
+    The material is byte for byte `json.dumps(["complete_activities", item_key, event_id,
+    stage_entry_id])` (default separators), built without `json.dumps`: every stage exit
+    computes one.
+    """
+    material = (
+        f'["complete_activities", {_json_string(item_key)}, {_json_string(event_id)},'
+        f" {_json_string(stage_entry_id)}]"
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:ACTION_ID_HEX_CHARS]
 
 

@@ -69,9 +69,11 @@ def render(template: str, event: StageChanged, limit: int = MAX_RENDERED_CHARS) 
     here (a spec written by hand) renders as empty text rather than as user input.
     """
 
-    rendered = "".join(
-        part if isinstance(part, str) else part.text(event) for part in _compiled(template)
-    )
+    parts = _compiled(template)
+    if len(parts) == 1 and isinstance(parts[0], str):
+        rendered = parts[0]  # no placeholder (a fixed subject, a plain id)
+    else:
+        rendered = "".join([p if isinstance(p, str) else p.text(event) for p in parts])
     if len(rendered) > limit:
         return rendered[: limit - len(ELLIPSIS)] + ELLIPSIS
     return rendered

@@ -114,3 +114,13 @@ def test_action_ids_hash_the_compact_json_of_their_parts(
     material = json.dumps([item_key, event_id, rule_id, version, index], separators=(",", ":"))
     expected = hashlib.sha256(material.encode()).hexdigest()[:32]
     assert ids.action_id(item_key, event_id, rule_id, version, index) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text(), st.text())
+def test_completion_ids_hash_the_json_of_their_parts(
+    item_key: str, event_id: str, stage_entry_id: str
+) -> None:
+    material = json.dumps(["complete_activities", item_key, event_id, stage_entry_id])
+    expected = hashlib.sha256(material.encode()).hexdigest()[:32]
+    assert ids.completion_id(item_key, event_id, stage_entry_id) == expected
