@@ -174,6 +174,7 @@ def build_engine(
             for key, (event, new_state) in new_states.items():
                 with as_current_event(event):
                     state[key] = new_state
+            handler.publish_counts()
             metrics.batch_seconds.observe(time.perf_counter() - started)
 
     return app

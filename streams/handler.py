@@ -65,6 +65,8 @@ class StageChangeHandler:
         self._executions_topic = settings.topic(topics.EXECUTIONS)
         self._dlq_topic = settings.topic(topics.DLQ)
         self._children: dict[tuple[int, tuple[str, ...]], Counter] = {}
+        self._tally: dict[tuple[Counter, tuple[str, ...]], int] = {}
+        """Counts of the events handled since the last `publish_counts`."""
 
     def handle(
         self, key: bytes | None, value: bytes | None, state: ItemState | None, source: Source
@@ -169,16 +171,25 @@ class StageChangeHandler:
 
     def _count(self, decision: Decision) -> None:
         m = self._metrics
-        child = self._child
-        child(m.events, decision.outcome).inc()
-        for execution in decision.executions:
-            child(m.executions, execution.status.value).inc()
+        tally = self._tally
+        keys: list[tuple[Counter, tuple[str, ...]]] = [(m.events, (decision.outcome,))]
+        keys.extend((m.executions, (e.status.value,)) for e in decision.executions)
         for action in (*decision.actions, *decision.completions):
-            child(m.actions, action.kind.value, action.mode.value).inc()
+            keys.append((m.actions, (action.kind.value, action.mode.value)))
         for command in (*decision.cancels, *decision.timers):
-            child(m.timer_commands, command.kind.value).inc()
+            keys.append((m.timer_commands, (command.kind.value,)))
             if command.action is not None:
-                child(m.actions, command.action.kind.value, command.action.mode.value).inc()
+                keys.append((m.actions, (command.action.kind.value, command.action.mode.value)))
+        for key in keys:
+            tally[key] = tally.get(key, 0) + 1
+
+    def publish_counts(self) -> None:
+        """Add the counts of the events handled since the last call to the engine's
+        metrics. The agent calls it once a batch is confirmed: one increment per label
+        set and batch instead of ~10 per event (each costs ~1 µs, under a lock)."""
+        tally, self._tally = self._tally, {}
+        for (counter, labels), count in tally.items():
+            self._child(counter, *labels).inc(count)
 
     def _child(self, counter: Counter, *labels: str) -> Counter:
         """`counter.labels(*labels)`, looked up once per label set (labels() costs ~4 µs)."""
@@ -190,8 +201,10 @@ class StageChangeHandler:
 
 
 def _size(out: Outgoing) -> int:
-    headers = sum(len(k) + len(v or b"") for k, v in out.headers or ())
-    return len(out.key or b"") + len(out.value or b"") + headers
+    size = len(out.key or b"") + len(out.value or b"")
+    if out.headers:  # only dead letters carry headers
+        size += sum(len(k) + len(v or b"") for k, v in out.headers)
+    return size
 
 
 def _timer_key(command: TimerCommand, item_key: bytes) -> bytes:

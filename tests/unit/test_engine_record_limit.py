@@ -1,4 +1,4 @@
-"""Engine handler input checks: outputs over the record limit, undeclared pipelines."""
+"""Engine handler: outputs over the record limit, undeclared pipelines, counted metrics."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from tests.reliability.harness import RULES, Load
 SOURCE = Source("crm.stage-changes", 0, 7)
 
 
-def handler() -> StageChangeHandler:
+def handler(metrics: CollectorRegistry | None = None) -> StageChangeHandler:
     registry = RulesRegistry()
     rules = validate_rules_file(RULES)
     for record in (*rules.pipelines, *rules.rules):
         key = f"pipeline:{record.id}" if hasattr(record, "stages") else record.id
         registry.apply(key.encode(), codec.encode(record))
-    return StageChangeHandler(Settings(), registry, EngineMetrics.create(CollectorRegistry()))
+    engine_metrics = EngineMetrics.create(metrics or CollectorRegistry())
+    return StageChangeHandler(Settings(), registry, engine_metrics)
 
 
 def big_won_event(blob_bytes: int) -> tuple[bytes, bytes]:
@@ -71,3 +72,28 @@ def test_an_event_of_an_undeclared_pipeline_or_stage_or_without_id_is_a_dead_let
         (letter,) = handler().handle(key, bad, None, SOURCE).out
 
         assert dict(letter.headers or [])[HEADER_REASON] == reason
+
+
+def test_counts_reach_the_metrics_when_the_batch_publishes_them():
+    registry = CollectorRegistry()
+    h = handler(registry)
+    key, value = big_won_event(10)
+    handled = [h.handle(key, value, None, SOURCE) for _ in range(2)]
+    executions = [o for o in handled[0].out if o.topic == "automation.executions"]
+
+    def value_of(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert value_of("crm_automation_events_total", outcome="processed") == 0  # not yet
+    h.publish_counts()
+    assert value_of("crm_automation_events_total", outcome="processed") == 2
+    counted = sum(
+        s.value
+        for m in registry.collect()
+        if m.name == "crm_automation_rule_executions"
+        for s in m.samples
+        if s.name.endswith("_total")
+    )
+    assert counted == 2 * len(executions) > 0
+    h.publish_counts()  # nothing new: nothing added twice
+    assert value_of("crm_automation_events_total", outcome="processed") == 2
