@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -99,8 +99,12 @@ class FireLoop:
         logger.info("fired timers=%d oldest_due=%s", len(due), due[0].due_at.isoformat())
         return len(due)
 
-    def _records(self, due: list[timer_store.DueTimer], now: datetime) -> list[Outgoing]:
-        records = [Outgoing(self._actions_topic, t.item_key.encode(), t.action) for t in due]
+    def _records(self, due: list[timer_store.DueTimer], now: datetime) -> Iterator[Outgoing]:
+        """The batch's actions, then its `fired` executions: produced as they are read,
+        so librdkafka sends the stored actions while the executions are still being
+        encoded."""
+        for t in due:
+            yield Outgoing(self._actions_topic, t.item_key.encode(), t.action)
         for t in due:
             lag_ms = max(0, round((now - t.due_at).total_seconds() * 1000))
             execution = Execution(
@@ -114,10 +118,7 @@ class FireLoop:
                 due_at=t.due_at,
                 reason=f"timer fired lag_ms={lag_ms}",
             )
-            records.append(
-                Outgoing(self._executions_topic, t.item_key.encode(), codec.encode(execution))
-            )
-        return records
+            yield Outgoing(self._executions_topic, t.item_key.encode(), codec.encode(execution))
 
     def run(self, stop: threading.Event) -> None:
         """Fire until `stop` is set; outages are retried with backoff, batch by batch."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Protocol
 
 from confluent_kafka import Producer
@@ -13,13 +13,14 @@ __all__ = ["KafkaPublisher", "Outgoing", "Publisher"]
 
 
 class Publisher(Protocol):
-    """Delivers records; returns only once every one is acknowledged, else raises.
+    """Delivers records (read once: they may come from a generator); returns only once
+    every one is acknowledged, else raises.
 
     The scheduler commits a batch only after `publish` returned, so a crash between the
     two re-sends (consumers deduplicate by action id) but never loses a record.
     """
 
-    def publish(self, records: Sequence[Outgoing]) -> None: ...
+    def publish(self, records: Iterable[Outgoing]) -> None: ...
 
 
 class KafkaPublisher:
@@ -29,7 +30,7 @@ class KafkaPublisher:
         self._producer = producer
         self._timeout = timeout
 
-    def publish(self, records: Sequence[Outgoing]) -> None:
+    def publish(self, records: Iterable[Outgoing]) -> None:
         produce_and_confirm(self._producer, records, self._timeout)
 
     def close(self) -> None:

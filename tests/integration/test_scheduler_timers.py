@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,7 +131,8 @@ class RecordingPublisher:
         """Actions per publish: timers per fired batch."""
         self._lock = threading.Lock()
 
-    def publish(self, records: Sequence[Outgoing]) -> None:
+    def publish(self, records: Iterable[Outgoing]) -> None:
+        records = list(records)  # read once, as the Kafka publisher does
         with self._lock:
             self.records.extend(records)
             self.batch_sizes.append(sum(r.topic == ACTIONS for r in records))
