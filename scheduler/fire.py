@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from automation_core.model import Execution, ExecutionStatus
 from runtime import codec
 from runtime.clock import Clock
 from runtime.retry import RETRYABLE, Backoff
@@ -107,18 +106,17 @@ class FireLoop:
             yield Outgoing(self._actions_topic, t.item_key.encode(), t.action)
         for t in due:
             lag_ms = max(0, round((now - t.due_at).total_seconds() * 1000))
-            execution = Execution(
+            execution = codec.encode_fired(
                 rule_id=t.rule_id,
                 item_key=t.item_key,
                 event_id=t.event_id,
-                status=ExecutionStatus.FIRED,
                 recorded_at=now,
                 action_id=t.timer_id,
                 rule_version=t.rule_version,
                 due_at=t.due_at,
                 reason=f"timer fired lag_ms={lag_ms}",
             )
-            yield Outgoing(self._executions_topic, t.item_key.encode(), codec.encode(execution))
+            yield Outgoing(self._executions_topic, t.item_key.encode(), execution)
 
     def run(self, stop: threading.Event) -> None:
         """Fire until `stop` is set; outages are retried with backoff, batch by batch."""

@@ -11,13 +11,14 @@ With the registry wire format configured (runtime.wire_format), values are writt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
 from fastavro.schema import to_parsing_canonical_form
 
-from automation_core.model import Action, Execution, TimerCommand
-from runtime.codec.execution_writer import execution_body
+from automation_core.model import Action, Execution, ExecutionStatus, TimerCommand
+from runtime.codec.execution_writer import execution_body, fields_body
 from runtime.codec.framing import (
     HEADER_LENGTH,
     MAGIC,
@@ -113,6 +114,33 @@ def encode(record: TopLevel) -> bytes:
     except KeyError:
         raise TypeError(f"not a top-level record: {type(record).__name__}") from None
     return _schema_set().encode_dict(name, to_avro(record))
+
+
+def encode_fired(
+    *,
+    rule_id: str,
+    item_key: str,
+    event_id: str,
+    recorded_at: datetime,
+    action_id: str,
+    rule_version: str,
+    due_at: datetime,
+    reason: str,
+) -> bytes:
+    """`encode(Execution(status=FIRED, ...))` of these fields, without building the
+    Execution: the scheduler writes one for every timer it fires."""
+    body = fields_body(
+        rule_id,
+        item_key,
+        event_id,
+        ExecutionStatus.FIRED.value,
+        recorded_at,
+        action_id,
+        rule_version,
+        due_at,
+        reason,
+    )
+    return _schema_set().headers["Execution"] + body
 
 
 def decode(data: bytes) -> TopLevel:

@@ -49,16 +49,42 @@ def _millis(value: datetime) -> bytes:
 
 def execution_body(x: Execution) -> bytes:
     """The Avro binary body of `x` under the current Execution schema (no header)."""
+    return fields_body(
+        x.rule_id,
+        x.item_key,
+        x.event_id,
+        x.status.value,
+        x.recorded_at,
+        x.action_id,
+        x.rule_version,
+        x.due_at,
+        x.reason,
+    )
+
+
+def fields_body(
+    rule_id: str,
+    item_key: str,
+    event_id: str,
+    status: str,
+    recorded_at: datetime,
+    action_id: str | None,
+    rule_version: str | None,
+    due_at: datetime | None,
+    reason: str | None,
+) -> bytes:
+    """`execution_body` of an Execution with these fields, without building one (the
+    scheduler writes one per fired timer from the timer's row)."""
     return b"".join(
         (
-            _string(x.rule_id),
-            _string(x.item_key),
-            _string(x.event_id),
-            _string(x.status.value),
-            _millis(x.recorded_at),
-            _NULL if x.action_id is None else _SECOND + _string(x.action_id),
-            _NULL if x.rule_version is None else _SECOND + _string(x.rule_version),
-            _NULL if x.due_at is None else _SECOND + _millis(x.due_at),
-            _NULL if x.reason is None else _SECOND + _string(x.reason),
+            _string(rule_id),
+            _string(item_key),
+            _string(event_id),
+            _string(status),
+            _millis(recorded_at),
+            _NULL if action_id is None else _SECOND + _string(action_id),
+            _NULL if rule_version is None else _SECOND + _string(rule_version),
+            _NULL if due_at is None else _SECOND + _millis(due_at),
+            _NULL if reason is None else _SECOND + _string(reason),
         )
     )

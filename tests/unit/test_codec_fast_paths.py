@@ -89,6 +89,32 @@ def test_the_execution_writer_writes_fastavros_bytes(
         assert codec.encode(record) == out.getvalue()
 
 
+@given(executions, precise_timestamps, precise_timestamps)
+def test_a_fired_execution_from_its_fields_is_the_execution_encoded(
+    execution: Execution, due_at: datetime, recorded_at: datetime
+) -> None:
+    fired = replace(
+        execution,
+        status=ExecutionStatus.FIRED,
+        action_id=execution.action_id or "a",
+        rule_version=execution.rule_version or "v",
+        due_at=due_at,
+        recorded_at=recorded_at,
+        reason=execution.reason or "timer fired lag_ms=0",
+    )
+    assert fired.action_id and fired.rule_version and fired.due_at and fired.reason
+    assert codec.encode_fired(
+        rule_id=fired.rule_id,
+        item_key=fired.item_key,
+        event_id=fired.event_id,
+        recorded_at=fired.recorded_at,
+        action_id=fired.action_id,
+        rule_version=fired.rule_version,
+        due_at=fired.due_at,
+        reason=fired.reason,
+    ) == codec.encode(fired)
+
+
 def test_the_execution_writer_refuses_a_naive_time_as_the_general_path_does() -> None:
     naive = Execution(
         rule_id="r", item_key="DEAL:1", event_id="e", status=ExecutionStatus.FIRED,
