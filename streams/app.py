@@ -166,6 +166,9 @@ def build_engine(
                     new_states[message.key] = (event, state_to_bytes(handled.new_state))
                 for record in handled.out:
                     out.send(record)
+            # The batch's counts, once per batch: what was evaluated shows even while
+            # Kafka refuses or delays its outputs (the confirmation below then waits).
+            handler.publish_counts()
             # Confirmed before this iteration ends, i.e. before Faust acks the batch.
             # The new states are sent after it and confirmed with the next batch or at
             # the latest before Faust commits the batch's offsets (confirm_before_commit).
@@ -174,7 +177,6 @@ def build_engine(
             for key, (event, new_state) in new_states.items():
                 with as_current_event(event):
                     state[key] = new_state
-            handler.publish_counts()
             metrics.batch_seconds.observe(time.perf_counter() - started)
 
     return app
