@@ -102,9 +102,10 @@ class FireLoop:
         """The batch's actions, then its `fired` executions: produced as they are read,
         so librdkafka sends the stored actions while the executions are still being
         encoded."""
-        for t in due:
-            yield Outgoing(self._actions_topic, t.item_key.encode(), t.action)
-        for t in due:
+        keys = [t.item_key.encode() for t in due]
+        for t, key in zip(due, keys, strict=True):
+            yield Outgoing(self._actions_topic, key, t.action)
+        for t, key in zip(due, keys, strict=True):
             lag_ms = max(0, round((now - t.due_at).total_seconds() * 1000))
             execution = codec.encode_fired(
                 rule_id=t.rule_id,
@@ -116,7 +117,7 @@ class FireLoop:
                 due_at=t.due_at,
                 reason=f"timer fired lag_ms={lag_ms}",
             )
-            yield Outgoing(self._executions_topic, t.item_key.encode(), execution)
+            yield Outgoing(self._executions_topic, key, execution)
 
     def run(self, stop: threading.Event) -> None:
         """Fire until `stop` is set; outages are retried with backoff, batch by batch."""

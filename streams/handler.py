@@ -65,8 +65,8 @@ class StageChangeHandler:
         self._executions_topic = settings.topic(topics.EXECUTIONS)
         self._dlq_topic = settings.topic(topics.DLQ)
         self._children: dict[tuple[int, tuple[str, ...]], Counter] = {}
-        self._tally: dict[tuple[Counter, tuple[str, ...]], int] = {}
-        """Counts of the events handled since the last `publish_counts`."""
+        self._tally: dict[Counter, int] = {}
+        """Counts per labelled counter of the events handled since the last `publish_counts`."""
 
     def handle(
         self, key: bytes | None, value: bytes | None, state: ItemState | None, source: Source
@@ -172,24 +172,28 @@ class StageChangeHandler:
     def _count(self, decision: Decision) -> None:
         m = self._metrics
         tally = self._tally
-        keys: list[tuple[Counter, tuple[str, ...]]] = [(m.events, (decision.outcome,))]
-        keys.extend((m.executions, (e.status.value,)) for e in decision.executions)
+
+        def add(counter: Counter, *labels: str) -> None:
+            child = self._child(counter, *labels)
+            tally[child] = tally.get(child, 0) + 1
+
+        add(m.events, decision.outcome)
+        for execution in decision.executions:
+            add(m.executions, execution.status.value)
         for action in (*decision.actions, *decision.completions):
-            keys.append((m.actions, (action.kind.value, action.mode.value)))
+            add(m.actions, action.kind.value, action.mode.value)
         for command in (*decision.cancels, *decision.timers):
-            keys.append((m.timer_commands, (command.kind.value,)))
+            add(m.timer_commands, command.kind.value)
             if command.action is not None:
-                keys.append((m.actions, (command.action.kind.value, command.action.mode.value)))
-        for key in keys:
-            tally[key] = tally.get(key, 0) + 1
+                add(m.actions, command.action.kind.value, command.action.mode.value)
 
     def publish_counts(self) -> None:
         """Add the counts of the events handled since the last call to the engine's
         metrics. The agent calls it once per batch, after evaluating it: one increment
         per label set and batch instead of ~10 per event (each ~1 µs, under a lock)."""
         tally, self._tally = self._tally, {}
-        for (counter, labels), count in tally.items():
-            self._child(counter, *labels).inc(count)
+        for child, count in tally.items():
+            child.inc(count)
 
     def _child(self, counter: Counter, *labels: str) -> Counter:
         """`counter.labels(*labels)`, looked up once per label set (labels() costs ~4 µs)."""
