@@ -28,11 +28,12 @@ _PENDING_REFRESH_SECONDS = 10.0
 class FireLoop:
     """Fires due timers; several loops (threads or processes) may share one database.
 
-    Each batch is one transaction: claim (`FOR UPDATE SKIP LOCKED`, so another loop skips
-    these rows), produce and confirm the actions and `fired` executions, mark fired,
-    commit. `connect` gives autocommit connections (each batch opens its own transaction). A crash
-    before the commit leaves the timers pending: they fire again (the
-    sinks deduplicate by action id); a timer is never marked fired unless delivered.
+    Each batch is one transaction: claim and mark fired in one statement (`FOR UPDATE
+    SKIP LOCKED`, so another loop skips these rows), produce and confirm the actions and
+    `fired` executions, commit. `connect` gives autocommit connections (each batch opens
+    its own transaction). A crash or a refused delivery before the commit rolls the mark
+    back: the timers stay pending and fire again (the sinks deduplicate by action id); a
+    timer is never committed as fired unless delivered.
     """
 
     def __init__(
@@ -85,18 +86,21 @@ class FireLoop:
         started = time.perf_counter()
         now = self._clock.now()
         with self._conn.transaction(), self._conn.cursor() as cur:
-            due = timer_store.claim_due(cur, now, self._limit)
+            due = timer_store.claim_and_mark_due(cur, now, self._limit)
             if not due:
                 return 0
-            self._publisher.publish(self._records(due, now))
+            self._publish(due, now)
             produced_at = self._clock.now()
-            timer_store.mark_fired(cur, [t.timer_id for t in due], produced_at)
         self._metrics.batch_seconds.labels("fire").observe(time.perf_counter() - started)
         self._metrics.fired.inc(len(due))
         for timer in due:
             self._metrics.firing_lag.observe(max(0.0, (produced_at - timer.due_at).total_seconds()))
         logger.info("fired timers=%d oldest_due=%s", len(due), due[0].due_at.isoformat())
         return len(due)
+
+    def _publish(self, due: list[timer_store.DueTimer], now: datetime) -> None:
+        """Produce and confirm the batch's records (inside its transaction)."""
+        self._publisher.publish(self._records(due, now))
 
     def _records(self, due: list[timer_store.DueTimer], now: datetime) -> Iterator[Outgoing]:
         """The batch's actions, then its `fired` executions: produced as they are read,

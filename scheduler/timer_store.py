@@ -261,27 +261,38 @@ def _ref(row: Sequence[Any], reason: str | None) -> TimerRef:
     return TimerRef(timer_id, item_key, rule_id, rule_version, event_id, due_at, reason)
 
 
-_CLAIM = """
-SELECT timer_id, item_key, rule_id, rule_version, event_id, due_at, action
-  FROM timers
- WHERE status = 'pending' AND due_at <= %s
- ORDER BY due_at
- LIMIT %s
-   FOR UPDATE SKIP LOCKED
+# Claim and mark in one statement: the due rows are locked (skipping those another loop
+# holds) and marked fired in the caller's transaction, which commits only after their
+# records are confirmed; a crash or a refused delivery rolls the mark back with the claim.
+# The locked rows are updated by their ctid (a TID scan): a join on timer_id made the
+# planner hash the whole table for each batch.
+_CLAIM_AND_MARK = """
+WITH due AS (
+    SELECT ctid
+      FROM timers
+     WHERE status = 'pending' AND due_at <= %s
+     ORDER BY due_at
+     LIMIT %s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE timers AS t SET status = 'fired', fired_at = %s
+ WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM due))
+RETURNING t.timer_id, t.item_key, t.rule_id, t.rule_version, t.event_id, t.due_at, t.action
 """
 
 
-def claim_due(cur: psycopg.Cursor, now: datetime, limit: int) -> list[DueTimer]:
-    """Lock up to `limit` due pending timers, oldest first, skipping those others hold."""
-    cur.execute(_CLAIM, (now, limit))
-    return [DueTimer(*row) for row in cur.fetchall()]
+def claim_and_mark_due(cur: psycopg.Cursor, now: datetime, limit: int) -> list[DueTimer]:
+    """Lock up to `limit` due pending timers, oldest first, skipping those others hold,
+    and mark them fired at `now` (visible to others only once the transaction commits).
+    Returned in due order."""
+    cur.execute(_CLAIM_AND_MARK, (now, limit, now))
+    due = [DueTimer(*row) for row in cur.fetchall()]
+    due.sort(key=_due_order)
+    return due
 
 
-def mark_fired(cur: psycopg.Cursor, timer_ids: Sequence[str], fired_at: datetime) -> None:
-    cur.execute(
-        "UPDATE timers SET status = 'fired', fired_at = %s WHERE timer_id = ANY(%s)",
-        (fired_at, list(timer_ids)),
-    )
+def _due_order(timer: DueTimer) -> tuple[datetime, str]:
+    return timer.due_at, timer.timer_id
 
 
 def next_due(conn: psycopg.Connection) -> datetime | None:

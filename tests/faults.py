@@ -4,8 +4,8 @@ The launcher installs each fault in this process, then runs the CLI's own `main`
 ARGS, so the process under test is the real one plus the fault. Faults:
 
 - `scheduler-pause-before-commit=S`: the fire loop sleeps S seconds once its actions are
-  confirmed, before it marks the timers fired (inside the fire transaction, before the
-  commit): a process killed then must send them again, not lose them.
+  confirmed, inside the fire transaction that marked the timers fired, before its commit:
+  a process killed then must send them again, not lose them.
 - `engine-seek-delay=S`: the engine's recovery seek after a rebalance ends S seconds late
   (partitions positioned, before Faust clears its stream queues): the window in which
   Faust's own order let its fetcher deliver records that the clear then dropped.
@@ -21,21 +21,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from crm_automation import cli
-from scheduler import timer_store
+from scheduler.fire import FireLoop
 from streams import faust_compat
 
 logger = logging.getLogger("tests.faults")  # run as __main__ (python -m)
 
 
 def pause_before_fire_commit(seconds: float) -> None:
-    mark_fired = timer_store.mark_fired
+    publish = FireLoop._publish
 
-    def pause_then_mark_fired(*args: Any, **kwargs: Any) -> None:
+    def publish_then_pause(self: FireLoop, *args: Any, **kwargs: Any) -> None:
+        publish(self, *args, **kwargs)
         logger.warning("fault: pausing %.1fs before the fire commit", seconds)
         time.sleep(seconds)
-        mark_fired(*args, **kwargs)
 
-    timer_store.mark_fired = pause_then_mark_fired
+    FireLoop._publish = publish_then_pause  # type: ignore[method-assign]
 
 
 def delay_seek_end(seconds: float) -> None:
