@@ -154,8 +154,21 @@ UPDATE timers AS t SET status = 'cancelled', cancelled_at = %s, cancel_reason = 
  WHERE t.status = 'pending' AND t.rule_id = c.r AND t.rule_version = c.v
 RETURNING t.timer_id, t.item_key, t.rule_id, t.rule_version, t.event_id, t.due_at
 """
-# New schedules are checked against the tombstones (this batch's included) as they are
-# inserted, so a cancel that was read first still wins.
+# A batch of schedules that no tombstone may cancel (the usual case) is COPYed straight
+# into `timers` inside a savepoint. One that a tombstone may cancel, or that holds a timer
+# already stored (a replayed schedule: rare), goes through staging, where each new
+# schedule is checked against the tombstones (this batch's included) as it is inserted,
+# so a cancel that was read first still wins.
+_COPY_TIMERS = f"COPY timers {COPY_COLUMNS} FROM STDIN (FORMAT BINARY)"
+_MAY_BE_CANCELLED = """
+SELECT EXISTS (SELECT 1 FROM cancelled_stage_entries AS e
+                 JOIN unnest(%s::text[], %s::text[]) AS s(item_key, stage_entry_id)
+                   ON e.item_key = s.item_key AND e.stage_entry_id = s.stage_entry_id)
+    OR EXISTS (SELECT 1 FROM cancelled_rules WHERE rule_id = ANY(%s) AND issued_at > %s)
+    OR EXISTS (SELECT 1 FROM cancelled_rule_versions AS v
+                 JOIN unnest(%s::text[], %s::text[]) AS s(rule_id, rule_version)
+                   ON v.rule_id = s.rule_id AND v.rule_version = s.rule_version)
+"""
 _INSERT_FROM_STAGING = """
 INSERT INTO timers AS t (timer_id, item_key, stage_entry_id, rule_id, rule_version, event_id,
                          issued_at, due_at, action, status, cancelled_at, cancel_reason)
@@ -227,24 +240,16 @@ def ingest(
         cur.execute(_CANCEL_RULE_VERSIONS, (now, ids, numbers))
         cancelled += [_ref(row, REASON_RULE_CHANGED) for row in cur.fetchall()]
     scheduled, earliest = 0, None
+    if schedules and not _may_be_cancelled(cur, schedules):
+        try:
+            with cur.connection.transaction():  # a savepoint
+                _copy_rows(cur, _COPY_TIMERS, schedules)
+            return IngestResult(len(schedules), tuple(cancelled), min(s.due_at for s in schedules))
+        except psycopg.errors.UniqueViolation:
+            pass  # a replayed schedule (rare): the staging path skips what is there
     if schedules:
         cur.execute(_STAGING)
-        with cur.copy(_COPY_STAGING) as copy:
-            copy.set_types(COPY_TYPES)
-            for s in schedules:
-                copy.write_row(
-                    (
-                        s.timer_id,
-                        s.item_key,
-                        s.stage_entry_id,
-                        s.rule_id,
-                        s.rule_version,
-                        s.event_id,
-                        s.issued_at,
-                        s.due_at,
-                        s.action,
-                    )
-                )
+        _copy_rows(cur, _COPY_STAGING, schedules)
         cur.execute(_INSERT_FROM_STAGING, (now,))
         for row in cur.fetchall():
             ref = _ref(row[:6], row[7])
@@ -254,6 +259,44 @@ def ingest(
             else:
                 cancelled.append(ref)
     return IngestResult(scheduled, tuple(cancelled), earliest)
+
+
+def _may_be_cancelled(cur: psycopg.Cursor, schedules: Sequence[Schedule]) -> bool:
+    """Whether a tombstone (this batch's included) may cancel one of `schedules`: checked
+    per stage entry and per rule version, per rule against the batch's oldest schedule."""
+    versions = sorted({(s.rule_id, s.rule_version) for s in schedules})
+    cur.execute(
+        _MAY_BE_CANCELLED,
+        (
+            [s.item_key for s in schedules],
+            [s.stage_entry_id for s in schedules],
+            sorted({s.rule_id for s in schedules}),
+            min(s.issued_at for s in schedules),
+            [rule_id for rule_id, _version in versions],
+            [version for _rule_id, version in versions],
+        ),
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def _copy_rows(cur: psycopg.Cursor, statement: str, schedules: Sequence[Schedule]) -> None:
+    with cur.copy(statement) as copy:
+        copy.set_types(COPY_TYPES)
+        for s in schedules:
+            copy.write_row(
+                (
+                    s.timer_id,
+                    s.item_key,
+                    s.stage_entry_id,
+                    s.rule_id,
+                    s.rule_version,
+                    s.event_id,
+                    s.issued_at,
+                    s.due_at,
+                    s.action,
+                )
+            )
 
 
 def _ref(row: Sequence[Any], reason: str | None) -> TimerRef:
