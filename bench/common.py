@@ -71,6 +71,12 @@ def stack_env(s: Settings) -> dict[str, str]:
     return env
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile of `values` (the value at that rank, no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
 def start_profiler(pid: int, out: Path, idle: bool = False) -> subprocess.Popen[bytes]:
     """`py-spy record` attached to `pid`: a flame graph for `.svg`, else raw stacks.
 

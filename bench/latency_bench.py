@@ -45,6 +45,7 @@ from common import (
     CLI,
     cpu_seconds,
     metric_families,
+    percentile,
     sample_sums,
     stack_env,
     stack_settings,
@@ -90,11 +91,6 @@ def event(n: int, run: str) -> StageChanged:
         previous_stage_id=None,
         item=item,
     )
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 ENGINE_ENV: dict[str, str] = {}

@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import (  # noqa: E402
     CLI,
     metric_families,
+    percentile,
     sample_sums,
     stack_env,
     stack_settings,
@@ -90,18 +91,6 @@ class Confirmed:
 
         self._inner.publish(counted(records))
         self.batches.append((datetime.now(UTC), actions))
-
-
-def weighted_percentile(values: list[tuple[float, int]], p: float) -> float:
-    """The p-th percentile of values each repeated its count of times."""
-    ordered = sorted(values)
-    total = sum(count for _value, count in ordered)
-    rank, seen = p / 100 * total, 0
-    for value, count in ordered:
-        seen += count
-        if seen >= rank:
-            return value
-    return ordered[-1][0]
 
 
 def last_fired_at(logs: list[Path]) -> datetime:
@@ -492,8 +481,8 @@ def run(
     lags = [((at - due).total_seconds(), actions) for at, actions in confirmed]
     assert sum(actions for _lag, actions in lags) == burst, lags
     out["fire_rate"] = burst / max(lag for lag, _actions in lags)
-    out["lag_p50_s"] = weighted_percentile(lags, 50)
-    out["lag_p99_s"] = weighted_percentile(lags, 99)
+    each = [lag for lag, actions in lags for _ in range(actions)]
+    out["lag_p50_s"], out["lag_p99_s"] = percentile(each, 50), percentile(each, 99)
     out["rss_mb_peak"] = rss_mb()
     print("floor: claim, produce the stored actions, confirm, mark, commit ...", flush=True)
     out["bare_fire_rate"] = bare_fire_rate(
