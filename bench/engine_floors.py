@@ -97,7 +97,7 @@ def floor_run(
     consumer = Consumer(kafka_clients.consumer_config(s, f"bench-{name}-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe([s.topic(topics.STAGE_CHANGES)])
     producer = Producer(kafka_clients.producer_config(s))
-    done, records, first = 0, 0, 0.0
+    done, records, first, cpu_at_first = 0, 0, 0.0, 0.0
     deadline = time.monotonic() + 300
 
     def produce(topic: str, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
@@ -117,6 +117,7 @@ def floor_run(
                 continue
             if not first:
                 first = time.perf_counter()
+                cpu_at_first = time.process_time()
             for m in messages:
                 if m.error() is not None:
                     continue
@@ -141,12 +142,15 @@ def floor_run(
                 asynchronous=False,
             )
         elapsed = time.perf_counter() - first
+        cpu = time.process_time() - cpu_at_first
     finally:
         consumer.close()
     return {
         "events": done,
         "elapsed_s": elapsed,
         "events_per_s": done / elapsed,
+        # This process's CPU (every thread, librdkafka's too) per event, in µs.
+        "cpu_us_per_event": cpu / done * 1e6,
         "records_per_event": records / done,
         "batch": batch,
         "at": datetime.now(UTC).isoformat(),
