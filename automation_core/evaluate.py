@@ -17,6 +17,7 @@ from automation_core import ids
 from automation_core.actions import ActionFailed, build_payload
 from automation_core.canonical import rule_from_spec
 from automation_core.conditions import evaluate_condition
+from automation_core.fast_init import fast_init
 from automation_core.model import (
     Action,
     ActionMode,
@@ -41,6 +42,7 @@ Outcome = Literal["processed", "duplicate", "stale"]
 Trigger = tuple[str, str, str]
 
 
+@fast_init
 @dataclass(frozen=True)
 class ItemState:
     """What the engine remembers about one item between its events."""
@@ -53,6 +55,7 @@ class ItemState:
     recent_event_ids: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decision:
     """Everything one event causes; plain data for the engine to produce.

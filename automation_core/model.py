@@ -9,6 +9,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from automation_core.fast_init import fast_init
+
 FieldValue = str | list[str] | None
 
 
@@ -17,12 +19,14 @@ class EntityType(enum.StrEnum):
     LEAD = "LEAD"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Company:
     id: str
     title: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class Contact:
     id: str
@@ -32,6 +36,7 @@ class Contact:
     phone: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class Item:
     """A CRM item (deal or lead) as the producer saw it when it changed stage."""
@@ -47,6 +52,7 @@ class Item:
     fields: dict[str, FieldValue] = field(default_factory=dict)
 
 
+@fast_init
 @dataclass(frozen=True)
 class StageChanged:
     """An item entered a stage. `key` is the Kafka key and the per-item identity."""
@@ -73,6 +79,7 @@ def item_key(entity_type: EntityType | str, item_id: str) -> str:
     return f"{EntityType(entity_type).value}:{item_id}"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Pipeline:
     id: str
@@ -84,6 +91,7 @@ class Pipeline:
         return self.stages[0]
 
 
+@fast_init
 @dataclass(frozen=True)
 class Rule:
     """A validated rule as published on `automation.rules`.
@@ -118,6 +126,7 @@ class ActionMode(enum.StrEnum):
     DELAYED = "delayed"
 
 
+@fast_init
 @dataclass(frozen=True)
 class CreateLead:
     lead_id: str
@@ -135,6 +144,7 @@ class CreateLead:
     kind = ActionKind.CREATE_LEAD
 
 
+@fast_init
 @dataclass(frozen=True)
 class CopyDeal:
     deal_id: str
@@ -147,6 +157,7 @@ class CopyDeal:
     kind = ActionKind.COPY_DEAL
 
 
+@fast_init
 @dataclass(frozen=True)
 class Client:
     """A client added to an activity: a contact or the company."""
@@ -157,6 +168,7 @@ class Client:
     email: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True)
 class PlanActivity:
     activity_id: str
@@ -181,6 +193,7 @@ class PlanActivity:
     kind = ActionKind.PLAN_ACTIVITY
 
 
+@fast_init
 @dataclass(frozen=True)
 class CompleteActivities:
     """Complete the item's open activities created for `stage_id` (it left that stage).
@@ -195,6 +208,7 @@ class CompleteActivities:
     kind = ActionKind.COMPLETE_ACTIVITIES
 
 
+@fast_init
 @dataclass(frozen=True)
 class CallWebhook:
     """POST a JSON document of the item and the rule's rendered fields to `url` (the
@@ -213,6 +227,7 @@ class CallWebhook:
 Payload = CreateLead | CopyDeal | PlanActivity | CompleteActivities | CallWebhook
 
 
+@fast_init
 @dataclass(frozen=True)
 class Action:
     action_id: str
@@ -237,6 +252,7 @@ class TimerCommandKind(enum.StrEnum):
     CANCEL_RULE = "CANCEL_RULE"
 
 
+@fast_init
 @dataclass(frozen=True)
 class TimerCommand:
     """Schedule an action at `due_at`, or cancel pending timers of a stage entry or rule.
@@ -266,6 +282,7 @@ class ExecutionStatus(enum.StrEnum):
     STALE = "stale"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Execution:
     """One line of the execution log: what happened for an item and a rule."""

@@ -21,6 +21,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
+from automation_core.fast_init import fast_init
 from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class DeliveryFailed(Exception):
     """A produced message was not acknowledged by the broker (retryable: ids are stable)."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class Outgoing:
     """A record to produce: the one record type of every producer here."""

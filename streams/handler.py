@@ -10,6 +10,7 @@ from prometheus_client import Counter
 
 from automation_core.errors import InvalidEvent
 from automation_core.evaluate import Decision, ItemState, evaluate
+from automation_core.fast_init import fast_init
 from automation_core.model import StageChanged, TimerCommand
 from runtime import codec, topics
 from runtime.dlq import (
@@ -40,6 +41,7 @@ class _Unknown(InvalidEvent):
         self.reason = reason
 
 
+@fast_init
 @dataclass(frozen=True)
 class Source:
     topic: str
@@ -47,6 +49,7 @@ class Source:
     offset: int
 
 
+@fast_init
 @dataclass(frozen=True)
 class Handled:
     out: list[Outgoing]
