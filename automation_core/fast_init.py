@@ -50,6 +50,5 @@ def fast_init(cls: type[T]) -> type[T]:
     exec(source + "\n".join(body) + "\n", namespace)  # noqa: S102 - code built from field names
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
     setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses assigning a method
     return cls

@@ -555,12 +555,12 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
             f" us per event from taking a batch to its confirmation (batches overlap; of"
             f" it {run.get('confirm_us_per_event', 0):.0f} waiting for acknowledgements),"
             f" {1e6 / run['events_per_s']:.0f} us per event in all,"
-            f" {run.get('cpu_us_per_event', 0):.0f} us of CPU per event"
+            f" {run['cpu_us_per_event']:.0f} us of CPU per event"
         )
     for floor, what in (("f1", "F1 transport floor"), ("f2", "F2 transport+codec floor")):
         print(
             f"{what:<34} {r[floor]['events_per_s']:>10,.0f}"
-            f"  ({r[floor].get('cpu_us_per_event', 0):.0f} us of CPU per event)"
+            f"  ({r[floor]['cpu_us_per_event']:.0f} us of CPU per event)"
         )
     print(
         f"engine / F1 ({r['rules']:,} rules): {r['engine_vs_f1']:.2f}; engine / F2:"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +62,16 @@ def migrate(database_url: str) -> list[Migration]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     return applied_now
+
+
+def copy_rows(
+    cur: psycopg.Cursor,
+    statement: str | sql.Composed,
+    types: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """`COPY ... FROM STDIN (FORMAT BINARY)` of `rows`, each value sent as its type in `types`."""
+    with cur.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)

@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 
+from runtime.db import copy_rows
+
 # Namespace of the advisory locks that order rule-wide cancels against schedules of the
 # same rule (a rule cancel is keyed by rule id, so it is read on another partition, maybe
 # by another scheduler, at the same moment as the schedules it must cancel).
@@ -281,22 +283,21 @@ def _may_be_cancelled(cur: psycopg.Cursor, schedules: Sequence[Schedule]) -> boo
 
 
 def _copy_rows(cur: psycopg.Cursor, statement: str, schedules: Sequence[Schedule]) -> None:
-    with cur.copy(statement) as copy:
-        copy.set_types(COPY_TYPES)
-        for s in schedules:
-            copy.write_row(
-                (
-                    s.timer_id,
-                    s.item_key,
-                    s.stage_entry_id,
-                    s.rule_id,
-                    s.rule_version,
-                    s.event_id,
-                    s.issued_at,
-                    s.due_at,
-                    s.action,
-                )
-            )
+    rows = (
+        (
+            s.timer_id,
+            s.item_key,
+            s.stage_entry_id,
+            s.rule_id,
+            s.rule_version,
+            s.event_id,
+            s.issued_at,
+            s.due_at,
+            s.action,
+        )
+        for s in schedules
+    )
+    copy_rows(cur, statement, COPY_TYPES, rows)
 
 
 def _ref(row: Sequence[Any], reason: str | None) -> TimerRef:

@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 from psycopg import sql
 
 from runtime import kafka_clients
+from runtime.db import copy_rows
 from runtime.offsets import TopicPartition, store_offsets
 from sinks.postgres.rows import (
     ACTIVITY_COLUMNS,
@@ -124,22 +125,15 @@ def write_batch(
                 continue
             try:
                 with conn.transaction():  # a savepoint
-                    _copy(cur, target.copy_direct, types[target.stage], batch)
+                    copy_rows(cur, target.copy_direct, types[target.stage], batch)
             except psycopg.errors.UniqueViolation:
-                _copy(cur, target.copy, types[target.stage], batch)
+                copy_rows(cur, target.copy, types[target.stage], batch)
                 cur.execute(target.insert)
         touched = {row[3] for row in rows.activities} | {row[1] for row in rows.completions}
         if touched:
             cur.execute(_APPLY_COMPLETIONS, (sorted(touched),))
         store_offsets(cur, group, next_offsets)
     _staged[conn] = types  # only now: a rolled-back CREATE leaves no table behind
-
-
-def _copy(cur: psycopg.Cursor, statement: sql.Composed, types: list[str], rows: list[Row]) -> None:
-    with cur.copy(statement) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
 
 
 def _create_staging(cur: psycopg.Cursor) -> dict[str, list[str]]:
