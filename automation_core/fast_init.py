@@ -1,13 +1,13 @@
 """Frozen dataclasses that are cheap to build.
 
 A `@dataclass(frozen=True)` sets each field in its `__init__` through
-`object.__setattr__` (its own `__setattr__` refuses): ~0.2 µs a field, ~2 µs for a
-9-field execution record. The engine builds ~20 such objects for every event it
-evaluates (actions, payloads, clients, execution records, timer commands, the item's
-state) and the codec as many again when it decodes one. `@fast_init` over
-`@dataclass(frozen=True)` keeps the class what it is (equality, hash, `replace`,
-`fields`, refusing assignment) and gives it an `__init__` with the same parameters that
-writes the instance's `__dict__` directly, as `functools.cached_property` does.
+`object.__setattr__` (its own `__setattr__` refuses), a call per field. The engine
+builds such objects for every event it evaluates (actions, payloads, clients,
+execution records, timer commands, the item's state) and the codec for every event it
+decodes. `@fast_init` over `@dataclass(frozen=True)` keeps the class what it is
+(equality, hash, `replace`, `fields`, refusing assignment) and gives it an `__init__`
+with the same parameters that writes the instance's `__dict__` directly, as
+`functools.cached_property` does.
 """
 
 from __future__ import annotations

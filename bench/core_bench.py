@@ -79,7 +79,7 @@ def main() -> None:
     ]
     # The engine holds no event or decision past its batch: the inputs prepared here are
     # moved out of the collector's reach, or each full collection would walk all of them
-    # (half of a timed evaluation pass went to that when the decisions were kept).
+    # (with the decisions kept, the walk over them was part of every timed pass).
     gc.collect()
     gc.freeze()
     per_event = 1e6 / args.events
