@@ -13,38 +13,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from automation_core.model import Execution
+from runtime.codec.avro_writer import write_long, write_string
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL = b"\x00"  # union branch 0 (null)
 _SECOND = b"\x02"  # union branch 1
 
 
-def _long(n: int) -> bytes:
-    """Avro's zig-zag varint."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SHORT = [bytes([n << 1]) for n in range(64)]
-"""The zig-zag varint of 0-63: one byte (most strings here are shorter than 64 bytes)."""
-
-
-def _string(value: str) -> bytes:
-    data = value.encode()
-    size = len(data)
-    return (_SHORT[size] if size < 64 else _long(size)) + data
-
-
 def _millis(value: datetime) -> bytes:
     if value.tzinfo is None:  # as records._timestamp: a naive time is a bug in the domain
         raise ValueError("naive datetime: timestamps must be timezone-aware")
     delta = value - _EPOCH  # fastavro's arithmetic, so sub-millisecond parts round alike
-    return _long((delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+    return write_long((delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
 
 
 def execution_body(x: Execution) -> bytes:
@@ -77,14 +57,14 @@ def fields_body(
     scheduler writes one per fired timer from the timer's row)."""
     return b"".join(
         (
-            _string(rule_id),
-            _string(item_key),
-            _string(event_id),
-            _string(status),
+            write_string(rule_id),
+            write_string(item_key),
+            write_string(event_id),
+            write_string(status),
             _millis(recorded_at),
-            _NULL if action_id is None else _SECOND + _string(action_id),
-            _NULL if rule_version is None else _SECOND + _string(rule_version),
+            _NULL if action_id is None else _SECOND + write_string(action_id),
+            _NULL if rule_version is None else _SECOND + write_string(rule_version),
             _NULL if due_at is None else _SECOND + _millis(due_at),
-            _NULL if reason is None else _SECOND + _string(reason),
+            _NULL if reason is None else _SECOND + write_string(reason),
         )
     )

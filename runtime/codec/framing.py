@@ -20,6 +20,7 @@ import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 import schemas
+from runtime.codec.avro_writer import Unsupported, Writer, compile_writer
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(MAGIC) + 8
@@ -189,6 +190,7 @@ class SchemaSet:
         """A registry schema id -> that schema's text (None: the registry does not know
         it); without one, registry-framed messages cannot be read."""
         self._by_id: dict[int, WriterSchema] = {}
+        self._compiled: dict[str, Writer] = {}
 
     def write_registry_ids(self, ids: Mapping[str, int]) -> None:
         """Write the registry wire format from now on: `00` + each schema's id."""
@@ -197,11 +199,17 @@ class SchemaSet:
             self._by_id[schema_id] = self.by_name[name]  # our own: read without a lookup
 
     def encode_dict(self, name: str, record: Mapping[str, Any]) -> bytes:
-        """Frame `record` (an Avro dict of schema `name`) in single-object encoding."""
-        writer = self.by_name[name]
+        """Frame `record` (an Avro dict of schema `name`) in the configured wire format."""
+        write = self._compiled.get(name)
+        if write is None:
+            write = self._compiled[name] = compile_writer(self.by_name[name].parsed)
+        try:
+            return self.headers[name] + write(record)
+        except Unsupported:
+            pass  # a value fastavro takes its own way (avro_writer): fastavro writes it
         out = io.BytesIO()
         out.write(self.headers[name])
-        fastavro.schemaless_writer(out, writer.parsed, record)
+        fastavro.schemaless_writer(out, self.by_name[name].parsed, record)
         return out.getvalue()
 
     def decode_dict(self, data: bytes) -> tuple[str, dict[str, Any]]:
