@@ -41,11 +41,19 @@ def best_of(repeat: int, work: Callable[[], Any], clock: Callable[[], float]) ->
     return best
 
 
+STAGES = ("evaluate", "encode", "decode")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=STAGES,
+        help="time this stage alone (bench/instructions.py counts one stage's instructions)",
+    )
     parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -83,7 +91,6 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     per_event = 1e6 / args.events
-    evaluating = best_of(args.repeat, evaluate_all, clock) * per_event
 
     def encode_all() -> None:
         for record in records:
@@ -93,17 +100,23 @@ def main() -> None:
         for _key, value in events:  # nothing kept: the engine holds no event either
             codec.decode_as(value, StageChanged)
 
-    encoding = best_of(args.repeat, encode_all, clock) * per_event
-    decoding = best_of(args.repeat, decode_all, clock) * per_event
+    work = {"evaluate": evaluate_all, "encode": encode_all, "decode": decode_all}
+    timed = {
+        stage: best_of(args.repeat, work[stage], clock) * per_event
+        for stage in STAGES
+        if args.only in (None, stage)
+    }
     print(
         f"{args.events:,} events, {args.rules:,} rules, best of {args.repeat} ({args.clock} time)"
     )
-    print(f"evaluate                     {evaluating:7.1f} us per event")
-    print(
-        f"encode the output records    {encoding:7.1f} us per event"
-        f" ({len(records) / args.events:.1f} records)"
-    )
-    print(f"decode the event             {decoding:7.1f} us per event")
+    labels = {
+        "evaluate": "evaluate",
+        "encode": "encode the output records",
+        "decode": "decode the event",
+    }
+    for stage, micros in timed.items():
+        extra = f" ({len(records) / args.events:.1f} records)" if stage == "encode" else ""
+        print(f"{labels[stage]:<29}{micros:7.1f} us per event{extra}")
 
 
 if __name__ == "__main__":
