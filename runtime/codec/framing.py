@@ -20,6 +20,7 @@ import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 import schemas
+from runtime.codec.avro_reader import Read, compile_reader
 from runtime.codec.avro_writer import Unsupported, Writer, compile_writer
 
 MAGIC = b"\xc3\x01"
@@ -175,7 +176,10 @@ class SchemaSet:
     """The known writer schemas, by short name and by fingerprint."""
 
     def __init__(
-        self, writers: Mapping[str, WriterSchema], older: Iterable[WriterSchema] = ()
+        self,
+        writers: Mapping[str, WriterSchema],
+        older: Iterable[WriterSchema] = (),
+        compiled: bool = True,
     ) -> None:
         self.by_name = dict(writers)
         """The current writer of each schema: what `encode_dict` writes."""
@@ -190,7 +194,11 @@ class SchemaSet:
         """A registry schema id -> that schema's text (None: the registry does not know
         it); without one, registry-framed messages cannot be read."""
         self._by_id: dict[int, WriterSchema] = {}
-        self._compiled: dict[str, Writer] = {}
+        self._compiled = compiled
+        """Write and read with the compiled writers and readers (avro_writer, avro_reader)
+        where they apply; False: with fastavro alone (the tests' reference)."""
+        self._writers: dict[str, Writer] = {}
+        self._readers: dict[bytes, Read | None] = {}
 
     def write_registry_ids(self, ids: Mapping[str, int]) -> None:
         """Write the registry wire format from now on: `00` + each schema's id."""
@@ -200,13 +208,14 @@ class SchemaSet:
 
     def encode_dict(self, name: str, record: Mapping[str, Any]) -> bytes:
         """Frame `record` (an Avro dict of schema `name`) in the configured wire format."""
-        write = self._compiled.get(name)
-        if write is None:
-            write = self._compiled[name] = compile_writer(self.by_name[name].parsed)
-        try:
-            return self.headers[name] + write(record)
-        except Unsupported:
-            pass  # a value fastavro takes its own way (avro_writer): fastavro writes it
+        if self._compiled:
+            write = self._writers.get(name)
+            if write is None:
+                write = self._writers[name] = compile_writer(self.by_name[name].parsed)
+            try:
+                return self.headers[name] + write(record)
+            except Unsupported:
+                pass  # a value fastavro takes its own way (avro_writer): fastavro writes it
         out = io.BytesIO()
         out.write(self.headers[name])
         fastavro.schemaless_writer(out, self.by_name[name].parsed, record)
@@ -218,6 +227,15 @@ class SchemaSet:
         Unions of several records come back as `(fullname, dict)` tuples.
         """
         writer, start = self.frame_of(data)
+        read = self._reader_of(writer)
+        if read is not None:
+            try:
+                record, end = read(data, start)
+            except Exception:  # noqa: BLE001, S110 - fastavro below reads it or says why not
+                pass
+            else:
+                if end == len(data):
+                    return writer.name, record
         buffer = io.BytesIO(data)
         buffer.seek(start)
         try:
@@ -242,6 +260,22 @@ class SchemaSet:
         if not isinstance(record, dict):  # every top-level schema is a record
             raise InvalidMessage("invalid_record", f"{writer.name} is not a record")
         return writer.name, record
+
+    def _reader_of(self, writer: WriterSchema) -> Read | None:
+        """The compiled reader of messages `writer` wrote, None where fastavro reads them:
+        an older version, read against the current one (schema resolution)."""
+        if not self._compiled or writer.reader is not None:
+            return None
+        try:
+            return self._readers[writer.fingerprint]
+        except KeyError:
+            pass
+        try:
+            read: Read | None = compile_reader(writer.parsed, writer.has_record_union)
+        except ValueError:  # a registry schema with a type the compiled readers lack
+            read = None
+        self._readers[writer.fingerprint] = read
+        return read
 
     def writer_of(self, data: bytes) -> WriterSchema:
         """The writer schema named by the message's header."""
