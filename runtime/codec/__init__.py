@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from fastavro.schema import to_parsing_canonical_form
 
 from automation_core.model import Action, Execution, ExecutionStatus, TimerCommand
+from runtime.codec.avro_reader import read_long
 from runtime.codec.execution_writer import execution_body, fields_body
 from runtime.codec.framing import (
     HEADER_LENGTH,
@@ -32,7 +33,7 @@ from runtime.codec.framing import (
     load_writer_schemas,
 )
 from runtime.codec.records import FROM_AVRO, TO_AVRO, TopLevel
-from runtime.codec.skim import SkimError, read_long, record_reader
+from runtime.codec.skim import SkimError, record_reader
 
 __all__ = [
     "FINGERPRINTS",

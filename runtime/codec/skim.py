@@ -19,14 +19,17 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from runtime.codec.avro_reader import Malformed, read_long
+
 Read = Callable[[bytes, int], tuple[Any, int]]
 """Reads one value at a position: the value (None when stepped over) and the next position."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class SkimError(ValueError):
-    """The body does not follow its schema (the full decoder tells how)."""
+class SkimError(Malformed):
+    """The body does not follow its schema (the full decoder tells how); a long of more
+    than 10 bytes is refused by the shared varint reader as `Malformed`."""
 
 
 def record_reader(schema: Any, wanted: Mapping[str, Any]) -> Read:
@@ -180,20 +183,3 @@ def _within(data: bytes, pos: int, length: int) -> int:
     if length < 0 or end > len(data):
         raise SkimError(f"{length} bytes at byte {pos} of {len(data)}")
     return end
-
-
-def read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """An Avro long (zigzag varint) at `pos`, and the position after it."""
-    byte = data[pos]
-    if byte < 0x80:  # most lengths, branches and counts: one byte
-        return (byte >> 1) ^ -(byte & 1), pos + 1
-    shift = result = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise SkimError("a long longer than 10 bytes")
