@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from runtime.codec.schema_walk import Builders, compile_schema
+
 Read = Callable[[bytes, int], tuple[Any, int]]
 """Reads one value at a position of a body: the value and the position after it."""
 
@@ -110,38 +112,11 @@ _PRIMITIVES: dict[Any, Read] = {
 def compile_reader(schema: Any, record_names: bool = False) -> Read:
     """The reader of bodies written with `schema` (fastavro's parsed form); with
     `record_names`, records in unions of several records read as `(fullname, dict)`."""
-    return _compile(schema, {}, record_names)
 
+    def union(branches: list[Any], readers: list[Read]) -> Read:
+        return _union(branches, readers, record_names)
 
-def _compile(schema: Any, named: dict[str, Read], record_names: bool) -> Read:
-    if isinstance(schema, str):
-        if schema in _PRIMITIVES:
-            return _PRIMITIVES[schema]
-        if schema in named:
-            return named[schema]
-        raise ValueError(f"no fast reader for type {schema!r}")
-    if isinstance(schema, list):
-        return _union(schema, named, record_names)
-    kind = schema["type"]
-    logical = schema.get("logicalType")
-    if logical is not None:
-        if (kind, logical) in _PRIMITIVES:
-            return _PRIMITIVES[kind, logical]
-        raise ValueError(f"no fast reader for logical type {logical!r}")
-    if kind == "record":
-        fields = tuple(
-            (f["name"], _compile(f["type"], named, record_names)) for f in schema["fields"]
-        )
-        reader = _record(fields)
-        named[schema["name"]] = reader
-        return reader
-    if kind == "array":
-        return _array(_compile(schema["items"], named, record_names))
-    if kind == "map":
-        return _map(_compile(schema["values"], named, record_names))
-    if kind in _PRIMITIVES:
-        return _PRIMITIVES[kind]
-    raise ValueError(f"no fast reader for type {kind!r}")
+    return compile_schema(schema, Builders("reader", _PRIMITIVES, _record, _array, _map, union))
 
 
 def _record(fields: tuple[tuple[str, Read], ...]) -> Read:
@@ -198,8 +173,7 @@ def _is_record_like(branch: Any) -> bool:
     return isinstance(branch, str) and branch not in _PRIMITIVE_TYPES
 
 
-def _union(branches: list[Any], named: dict[str, Read], record_names: bool) -> Read:
-    readers = [_compile(b, named, record_names) for b in branches]
+def _union(branches: list[Any], readers: list[Read], record_names: bool) -> Read:
     records = [_is_record_like(b) for b in branches]
     if record_names and sum(records) > 1:
         readers = [

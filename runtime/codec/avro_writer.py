@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from runtime.codec.schema_walk import Builders, compile_schema
+
 Writer = Callable[[Any], bytes]
 
 
@@ -117,37 +119,7 @@ _PRIMITIVES: dict[Any, Writer] = {
 
 def compile_writer(schema: Any) -> Writer:
     """The writer of `schema` (as fastavro's `parse_schema` or `load_schema` returns it)."""
-    return _compile(schema, {})
-
-
-def _compile(schema: Any, named: dict[str, Writer]) -> Writer:
-    if isinstance(schema, str):
-        if schema in _PRIMITIVES:
-            return _PRIMITIVES[schema]
-        if schema in named:  # a named type defined earlier in the schema
-            return named[schema]
-        raise ValueError(f"no fast writer for type {schema!r}")
-    if isinstance(schema, list):
-        return _union(schema, named)
-    kind = schema["type"]
-    logical = schema.get("logicalType")
-    if logical is not None:
-        if (kind, logical) in _PRIMITIVES:
-            return _PRIMITIVES[kind, logical]
-        raise ValueError(f"no fast writer for logical type {logical!r}")
-    if kind == "record":
-        # Define the name first: a later field may refer to it (not recursively here).
-        fields = tuple((f["name"], _compile(f["type"], named)) for f in schema["fields"])
-        writer = _record(fields)
-        named[schema["name"]] = writer
-        return writer
-    if kind == "array":
-        return _array(_compile(schema["items"], named))
-    if kind == "map":
-        return _map(_compile(schema["values"], named))
-    if kind in _PRIMITIVES:
-        return _PRIMITIVES[kind]
-    raise ValueError(f"no fast writer for type {kind!r}")
+    return compile_schema(schema, _BUILDERS)
 
 
 def _record(fields: tuple[tuple[str, Writer], ...]) -> Writer:
@@ -199,8 +171,7 @@ _PLAIN_BRANCHES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _union(branches: list[Any], named: dict[str, Writer]) -> Writer:
-    writers = [_compile(b, named) for b in branches]
+def _union(branches: list[Any], writers: list[Writer]) -> Writer:
     general = _general_union(branches, writers)
     if len(branches) != 2 or branches[0] != "null":
         return general
@@ -256,3 +227,6 @@ def _branch_name(branch: Any) -> str:
     if isinstance(branch, dict):
         return str(branch.get("name", branch["type"]))
     return str(branch)
+
+
+_BUILDERS = Builders("writer", _PRIMITIVES, _record, _array, _map, _union)

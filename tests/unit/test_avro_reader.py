@@ -21,6 +21,7 @@ from runtime.codec.framing import (
     load_writer_schemas,
 )
 from tests.unit.strategies import records as domain_records
+from tests.unit.test_avro_writer import UNSUPPORTED_KINDS
 
 CURRENT = load_writer_schemas()
 COMPILED = SchemaSet(CURRENT, load_older_writers(CURRENT))
@@ -102,17 +103,7 @@ def test_blocks_with_their_size_in_bytes_are_read() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "double",
-        "bytes",
-        {"type": "enum", "name": "E", "symbols": ["A"]},
-        {"type": "fixed", "name": "F", "size": 2},
-        {"type": "bytes", "logicalType": "decimal", "precision": 4},
-    ],
-    ids=["double", "bytes", "enum", "fixed", "decimal"],
-)
+@UNSUPPORTED_KINDS
 def test_a_schema_with_a_type_it_has_no_reader_for_is_refused_when_compiled(kind: Any) -> None:
     with pytest.raises(ValueError, match="no fast reader"):
         read_one(kind, b"")
