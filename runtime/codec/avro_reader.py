@@ -84,10 +84,6 @@ def _boolean(data: bytes, pos: int) -> tuple[bool, int]:
     return byte == 1, pos + 1
 
 
-def _int(data: bytes, pos: int) -> tuple[int, int]:
-    return read_long(data, pos)
-
-
 def _timestamp_millis(data: bytes, pos: int) -> tuple[datetime, int]:
     millis, pos = read_long(data, pos)
     return _EPOCH + timedelta(microseconds=millis * 1000), pos  # fastavro's arithmetic
@@ -101,8 +97,8 @@ def _date(data: bytes, pos: int) -> tuple[date, int]:
 _PRIMITIVES: dict[Any, Read] = {
     "null": _null,
     "boolean": _boolean,
-    "int": _int,
-    "long": _int,
+    "int": read_long,
+    "long": read_long,
     "string": _string,
     ("long", "timestamp-millis"): _timestamp_millis,
     ("int", "date"): _date,

@@ -89,10 +89,15 @@ def _boolean(value: bool) -> bytes:
     raise Unsupported(f"not a boolean: {type(value).__name__}")
 
 
+def epoch_millis(value: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime, rounded as fastavro rounds."""
+    delta = value - _EPOCH  # fastavro's arithmetic, so sub-millisecond parts round alike
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
 def _timestamp_millis(value: datetime | int) -> bytes:
     if type(value) is datetime and value.tzinfo is not None:
-        delta = value - _EPOCH  # fastavro's arithmetic, so sub-millisecond parts round alike
-        return write_long((delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+        return write_long(epoch_millis(value))
     if type(value) is int:
         return write_long(value)
     raise Unsupported(f"not an aware datetime: {type(value).__name__}")  # naive: local time

@@ -10,12 +10,11 @@ test fails until it does.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from automation_core.model import Execution
-from runtime.codec.avro_writer import write_long, write_string
+from runtime.codec.avro_writer import epoch_millis, write_long, write_string
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL = b"\x00"  # union branch 0 (null)
 _SECOND = b"\x02"  # union branch 1
 
@@ -23,8 +22,7 @@ _SECOND = b"\x02"  # union branch 1
 def _millis(value: datetime) -> bytes:
     if value.tzinfo is None:  # as records._timestamp: a naive time is a bug in the domain
         raise ValueError("naive datetime: timestamps must be timezone-aware")
-    delta = value - _EPOCH  # fastavro's arithmetic, so sub-millisecond parts round alike
-    return write_long((delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+    return write_long(epoch_millis(value))
 
 
 def execution_body(x: Execution) -> bytes:

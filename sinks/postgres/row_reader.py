@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from automation_core.model import ActionMode, EntityType, ExecutionStatus
 from runtime import codec
+from runtime.codec.avro_reader import read_long
 from sinks.postgres.rows import ReadRows, execution_key_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,21 +70,10 @@ class RowReader:
 
 
 def _long(data: bytes, pos: int) -> tuple[int, int]:
-    b = data[pos]
-    if b < 0x80:
-        return (b >> 1) ^ -(b & 1), pos + 1
-    shift = result = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            if b == 0:
-                raise _NotPlain  # overlong: a writer would have used fewer bytes
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise _NotPlain
+    value, end = read_long(data, pos)  # a long past 10 bytes: Malformed, a ValueError
+    if end - pos > 1 and not data[end - 1]:
+        raise _NotPlain  # overlong: a writer would have used fewer bytes
+    return value, end
 
 
 def _string(data: bytes, pos: int) -> tuple[str, int]:
