@@ -1,6 +1,6 @@
 """Instructions per event of one stage of the engine's pure work, counted by callgrind.
 
-    .venv/bin/python bench/instructions.py {evaluate,encode,decode} [--events E]
+    .venv/bin/python bench/instructions.py {evaluate,encode,decode,handle} [--events E]
 
 Runs `bench/core_bench.py --only STAGE` under `valgrind --tool=callgrind` twice, with 1
 and with 3 timed passes, and prints (instructions of the second - of the first) / 2 / E:
@@ -54,7 +54,7 @@ def instructions(stage: str, events: int, repeat: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("evaluate", "encode", "decode"))
+    parser.add_argument("stage", choices=("evaluate", "encode", "decode", "handle"))
     parser.add_argument("--events", type=int, default=300)
     args = parser.parse_args()
     if shutil.which("valgrind") is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 from prometheus_client import CollectorRegistry
@@ -97,3 +98,43 @@ def test_counts_reach_the_metrics_when_the_batch_publishes_them():
     assert counted == 2 * len(executions) > 0
     h.publish_counts()  # nothing new: nothing added twice
     assert value_of("crm_automation_events_total", outcome="processed") == 2
+
+
+def test_each_label_set_counts_what_the_produced_records_say():
+    registry = CollectorRegistry()
+    h = handler(registry)
+    key, value = big_won_event(10)
+    first = h.handle(key, value, None, SOURCE)
+    # The same item moves on: the stage left cancels its timers and completes activities.
+    event = codec.decode(value)
+    moved = dataclasses.replace(event, event_id="e-next", stage_id="NEW")
+    second = h.handle(key, codec.encode(moved), first.new_state, SOURCE)
+    h.publish_counts()
+
+    expected: collections.Counter[tuple[str, ...]] = collections.Counter()
+    for out in (*first.out, *second.out):
+        record = codec.decode(out.value or b"")
+        if out.topic == "automation.executions":
+            expected["crm_automation_rule_executions_total", record.status.value] += 1
+        elif out.topic == "automation.actions":
+            expected["crm_automation_actions_total", record.kind.value, record.mode.value] += 1
+        else:
+            expected["crm_automation_timer_commands_total", record.kind.value] += 1
+            if record.action is not None:
+                action = record.action
+                expected["crm_automation_actions_total", action.kind.value, action.mode.value] += 1
+    counted = collections.Counter(
+        {
+            (s.name, *s.labels.values()): int(s.value)
+            for m in registry.collect()
+            for s in m.samples
+            if s.name in {name for name, *_ in expected} and s.value
+        }
+    )
+    assert {k[0] for k in expected} == {
+        "crm_automation_rule_executions_total",
+        "crm_automation_actions_total",
+        "crm_automation_timer_commands_total",
+    }
+    assert counted == expected
+    assert registry.get_sample_value("crm_automation_events_total", {"outcome": "processed"}) == 2
