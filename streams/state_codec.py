@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _json_string
 
 from automation_core.evaluate import ItemState
 
+_DECODER = json.JSONDecoder()
+
 
 def state_to_bytes(state: ItemState) -> bytes:
-    return json.dumps(
-        {
-            "p": state.pipeline_id,
-            "s": state.stage_id,
-            "e": state.stage_entry_id,
-            "t": state.last_occurred_at.isoformat(),
-            "r": list(state.recent_event_ids),
-        },
-        separators=(",", ":"),
+    """Byte for byte `json.dumps({"p": …, "s": …, "e": …, "t": …, "r": […]},
+    separators=(",", ":"))`, built without `json.dumps` (which makes an encoder per call
+    when given separators): every event that changes an item writes one."""
+    recent = ",".join(map(_json_string, state.recent_event_ids))
+    return (
+        f'{{"p":{_json_string(state.pipeline_id)},"s":{_json_string(state.stage_id)},'
+        f'"e":{_json_string(state.stage_entry_id)},'
+        f'"t":{_json_string(state.last_occurred_at.isoformat())},"r":[{recent}]}}'
     ).encode()
 
 
 def state_from_bytes(data: bytes | None) -> ItemState | None:
     if data is None:
         return None
-    raw = json.loads(data)
+    raw = _DECODER.decode(data.decode())
     return ItemState(
         pipeline_id=raw["p"],
         stage_id=raw["s"],
