@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from automation_core.fields import field_value
+from automation_core.fields import field_reader
 from automation_core.model import StageChanged
 from automation_core.rule_spec import Comparison, Condition, ValueType
 
@@ -74,7 +74,7 @@ def evaluate_condition(condition: Condition | None, event: StageChanged) -> Outc
 
 
 def compare(c: Comparison, event: StageChanged) -> Outcome:
-    raw = field_value(event, c.field)
+    raw = field_reader(c.field)(event)
     values = raw if isinstance(raw, list) else ([] if raw is None or raw == "" else [raw])
     if c.op == "empty":
         return _result(not values, c, "is not empty")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from automation_core.fields import Value, canonical_field, field_value
+from automation_core.fields import Value, canonical_field, field_reader
 from automation_core.model import StageChanged
 
 MAX_TEMPLATE_CHARS = 4000
@@ -86,7 +86,7 @@ class _Field:
     path: str | None
 
     def text(self, event: StageChanged) -> str:
-        return "" if self.path is None else value_text(field_value(event, self.path))
+        return "" if self.path is None else value_text(field_reader(self.path)(event))
 
 
 @functools.lru_cache(maxsize=4096)
