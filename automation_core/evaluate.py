@@ -152,9 +152,10 @@ def evaluate(event: StageChanged, state: ItemState | None, index: RuleIndex) -> 
     timers: list[TimerCommand] = []
     executions: list[Execution] = []
     previous_done = event.occurred_at
+    id_material = ids.event_material(event.key, event.event_id)
     for compiled in index.rules_for(str(event.entity_type), event.pipeline_id, event.stage_id):
         floor = previous_done if compiled.rule.after_previous else event.occurred_at
-        result = _run_rule(compiled, event, floor)
+        result = _run_rule(compiled, event, floor, id_material)
         executions.append(result.execution)
         if result.action is not None:
             if result.action.mode is ActionMode.IMMEDIATE:
@@ -207,9 +208,12 @@ class _RuleResult(NamedTuple):
     """When this rule is done, for a following rule that runs "after the previous"."""
 
 
-def _run_rule(compiled: CompiledRule, event: StageChanged, floor: datetime) -> _RuleResult:
+def _run_rule(
+    compiled: CompiledRule, event: StageChanged, floor: datetime, id_material: str
+) -> _RuleResult:
+    """`id_material`: the event's part of its action ids (`ids.event_material`)."""
     rule, spec = compiled.rule, compiled.spec
-    action_id = ids.action_id(event.key, event.event_id, rule.id, rule.version, 0)
+    action_id = ids.action_id_of(id_material, compiled.id_material)
 
     def record(
         status: ExecutionStatus, reason: str | None = None, due_at: datetime | None = None

@@ -20,11 +20,24 @@ def action_id(item_key: str, event_id: str, rule_id: str, rule_version: str, ind
     releases: sinks dedupe on them), built without `json.dumps`: it is computed for
     every rule an event triggers.
     """
-    material = (
-        f"[{_json_string(item_key)},{_json_string(event_id)},{_json_string(rule_id)},"
-        f"{_json_string(rule_version)},{int(index)}]"
+    return action_id_of(
+        event_material(item_key, event_id), rule_material(rule_id, rule_version, index)
     )
-    return hashlib.sha256(material.encode()).hexdigest()[:ACTION_ID_HEX_CHARS]
+
+
+def event_material(item_key: str, event_id: str) -> str:
+    """The event's head of an action id's material: the same for every rule it runs."""
+    return f"[{_json_string(item_key)},{_json_string(event_id)},"
+
+
+def rule_material(rule_id: str, rule_version: str, index: int) -> str:
+    """The rule's tail of an action id's material: the same for every event it runs for."""
+    return f"{_json_string(rule_id)},{_json_string(rule_version)},{int(index)}]"
+
+
+def action_id_of(event_part: str, rule_part: str) -> str:
+    """`action_id` of the two parts of its material (`event_material`, `rule_material`)."""
+    return hashlib.sha256((event_part + rule_part).encode()).hexdigest()[:ACTION_ID_HEX_CHARS]
 
 
 def completion_id(item_key: str, event_id: str, stage_entry_id: str) -> str:

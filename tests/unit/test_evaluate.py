@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from automation_core import ids
 from automation_core.evaluate import ItemState, evaluate
 from automation_core.model import (
     ActionMode,
@@ -35,6 +36,10 @@ def test_won_deal_is_copied_at_once_into_the_first_installation_stage() -> None:
     [execution] = decision.executions
     assert execution.status is ExecutionStatus.FIRED
     assert execution.action_id == action.action_id
+    # The contract of ids (sinks dedupe on them): item key, event id, rule id and version.
+    assert action.action_id == ids.action_id(
+        "DEAL:4711", "evt-1", "copy-to-installation", action.rule_version, 0
+    )
     assert decision.timers == () and decision.cancels == () and decision.completions == ()
     assert decision.new_state == ItemState(
         "sales", "WON", "evt-1", utc("2026-11-26T10:00:00Z"), ("evt-1",)
