@@ -146,10 +146,7 @@ def _clients(spec: PlanActivitySpec, event: StageChanged) -> tuple[Client, ...]:
     if spec.clients == "none":
         return ()
     item = event.item
-    contacts = [
-        Client(c.id, "contact", " ".join(p for p in (c.name, c.last_name) if p), c.email)
-        for c in item.contacts
-    ]
+    contacts = [Client(c.id, "contact", c.full_name, c.email) for c in item.contacts]
     if spec.clients == "first":
         return tuple(contacts[:1])
     if spec.clients.startswith("contact:"):

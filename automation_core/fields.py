@@ -135,11 +135,11 @@ def field_reader(path: str) -> Callable[[StageChanged], Value]:
 
 
 def _full_names(event: StageChanged) -> Value:
-    return [_contact_attr(c, "full_name") or "" for c in event.item.contacts]
+    return [c.full_name for c in event.item.contacts]
 
 
 def _contact_attr(contact: Contact, attr: str) -> str | None:
     if attr == "full_name":
-        return " ".join(p for p in (contact.name, contact.last_name) if p) or None
+        return contact.full_name or None
     value: str | None = getattr(contact, attr)
     return value

@@ -35,6 +35,14 @@ class Contact:
     email: str | None = None
     phone: str | None = None
 
+    @property
+    def full_name(self) -> str:
+        """Name and last name, those given, with a space between ("" when neither is)."""
+        name, last_name = self.name, self.last_name
+        if name and last_name:
+            return f"{name} {last_name}"
+        return name or last_name or ""
+
 
 @fast_init
 @dataclass(frozen=True)
