@@ -18,7 +18,6 @@ from runtime.settings import EventLoop, Settings
 from streams.faust_compat import (
     ProducedChangelogTable,
     RulesTable,
-    as_current_event,
     confirm_before_commit,
     install_recovery_seek,
     shorten_fetch_wait,
@@ -152,18 +151,18 @@ def build_engine(
             # The batch's new states, written to the table only once its outputs are
             # confirmed: a state that reached the changelog before the actions it
             # promises would make a restarted engine drop those events as already seen.
-            new_states: dict[bytes, tuple[Any, bytes]] = {}
+            new_states: dict[bytes, tuple[int, bytes]] = {}
             for event in batch:
                 message = event.message
                 pending = new_states.get(message.key)
                 handled = handler.handle(
                     message.key,
                     message.value,
-                    state_from_bytes(pending[1] if pending else state.get(message.key)),
+                    state_from_bytes(pending[1] if pending else state.get_bytes(message.key)),
                     Source(message.topic, message.partition, message.offset),
                 )
                 if handled.new_state is not None:
-                    new_states[message.key] = (event, state_to_bytes(handled.new_state))
+                    new_states[message.key] = (message.partition, state_to_bytes(handled.new_state))
                 for record in handled.out:
                     out.send(record)
             # The batch's counts, once per batch: what was evaluated shows even while
@@ -174,9 +173,8 @@ def build_engine(
             # the latest before Faust commits the batch's offsets (confirm_before_commit).
             with metrics.confirm_seconds.time():
                 await out.confirm()
-            for key, (event, new_state) in new_states.items():
-                with as_current_event(event):
-                    state[key] = new_state
+            for key, (partition, new_state) in new_states.items():
+                state.put(key, new_state, partition)
             metrics.batch_seconds.observe(time.perf_counter() - started)
 
     return app

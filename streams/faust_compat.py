@@ -6,8 +6,11 @@ a test per patch that fails when that code changes, and `check_versions` refuses
 start the engine on other versions than `PINNED`:
 
 1. `RulesTable`: a GlobalTable whose changelog is our own `automation.rules` topic.
-2. `as_current_event`: the current-event context variable, so a table write made after
-   a `take_events` batch goes to its own event's changelog partition.
+2. `ProducedChangelogTable.get_bytes` and `put`: the item-state table's memory store read
+   and written as the dict it holds (`Collection.data`, `faust.stores.memory.Store.data`),
+   with the changelog partition given by the caller (the event's). Faust's `table[key]`
+   costs a sensor call per access and a KeyError per key never set, and derives a write's
+   partition from the current event, which after a `take_events` batch is the batch's last.
 3. `install_recovery_seek`: the consumer's `perform_seek`, which Faust runs after every
    rebalance (`Recovery.on_recovery_completed` / `_resume_streams`) and whenever its
    fetcher returns records while the flow is stopped. Faust resumes the stream
@@ -43,15 +46,12 @@ start the engine on other versions than `PINNED`:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import faust
-from faust import streams as faust_streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from runtime.health import Readiness
@@ -114,9 +114,14 @@ class ProducedChangelogTable(faust.Table):  # type: ignore[type-arg]
     """A Table whose changelog records are handed to `send` (the engine's confluent-kafka
     producer) instead of Faust's aiokafka producer.
 
-    Keys and values are bytes (raw serializers); each record goes to the partition Faust
-    chose from the current event. Faust still creates the changelog topic and recovers
-    the table from it; `confirm_before_commit` makes the records durable before commits.
+    Keys and values are bytes (raw serializers). The engine reads and writes it with
+    `get_bytes` and `put`, straight on the memory store's dict: Faust's `table[key]`
+    goes through a sensor call per read and write, a KeyError for every key never set
+    (most keys of a stream of new items) and, for a write, the current event's
+    partition. `table[key] = value` still works (its record then goes to the partition
+    Faust chose from the current event). Faust still creates the changelog topic and
+    recovers the table from it into the same store; `confirm_before_commit` makes the
+    records durable before commits.
     """
 
     def __init__(self, app: Any, *, send: Callable[[Outgoing], None], **kwargs: Any) -> None:
@@ -139,6 +144,18 @@ class ProducedChangelogTable(faust.Table):  # type: ignore[type-arg]
         )
         app.tables.add(table)
         return table
+
+    def get_bytes(self, key: bytes) -> bytes | None:
+        """`table.get(key)`: the memory store's value, None for a key never set."""
+        value: bytes | None = self.data.data.get(key)
+        return value
+
+    def put(self, key: bytes, value: bytes, partition: int) -> None:
+        """`table[key] = value` for an event of `partition`: its changelog record to that
+        partition, then the store. What Faust's `Table.on_key_set` does besides is a key
+        expiry for windowed tables (not this one) and the sensors' write count."""
+        self.send_changelog(partition, key, value)
+        self.data.data[key] = value
 
     def send_changelog(
         self,
@@ -195,21 +212,6 @@ def shorten_fetch_wait(max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     thread_class._crm_faust_create = create
     thread_class._create_worker_consumer = create_worker_consumer
     thread_class._crm_fetch_wait = max_wait_ms
-
-
-@contextlib.contextmanager
-def as_current_event(event: Any) -> Iterator[None]:
-    """Make `event` Faust's current event, so a table write goes to its partition.
-
-    Faust derives a table write's changelog partition from the current event; inside a
-    `take_events` batch that would be the batch's last event, which breaks
-    co-partitioning. This sets what Faust's own per-event iteration sets.
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 async def _seek_done() -> None:

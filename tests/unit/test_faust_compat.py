@@ -12,15 +12,15 @@ import functools
 import hashlib
 import inspect
 from collections import defaultdict
-from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import faust
 import pytest
 from aiokafka.consumer.consumer import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
-from faust import streams as faust_streams
 from faust.assignor import partition_assignor
+from faust.stores import memory as faust_memory_store
+from faust.tables import base as faust_tables_base
 from faust.tables import recovery
 from faust.tables import table as faust_table
 from faust.transport import consumer as faust_consumer
@@ -34,7 +34,6 @@ from streams.faust_compat import (
     IncompatibleFaust,
     ProducedChangelogTable,
     RulesTable,
-    as_current_event,
     check_versions,
     confirm_before_commit,
     guard_head_gaps,
@@ -58,8 +57,11 @@ UPSTREAM = {
     "PartitionAssignor._global_table_standby_assignments": (
         partition_assignor.PartitionAssignor._global_table_standby_assignments
     ),
-    # as_current_event: the table derives a write's partition from this variable.
-    "faust.streams.current_event": faust_streams.current_event,
+    # ProducedChangelogTable.get_bytes / put: the table's store, and the memory store's
+    # dict (the engine's store is memory://).
+    "Collection.data": faust_tables_base.Collection.data.fget,
+    "Collection._new_store": faust_tables_base.Collection._new_store,
+    "memory.Store.__post_init__": faust_memory_store.Store.__post_init__,
     # install_recovery_seek: who calls perform_seek, in which order with the queue clear
     # and the flow resume, and what Faust's own perform_seek keeps up to date.
     "Recovery.on_recovery_completed": recovery.Recovery.on_recovery_completed,
@@ -105,7 +107,9 @@ def test_the_upstream_code_the_patches_rely_on_is_the_code_they_were_written_for
 
 EXPECTED = {
     "PartitionAssignor._global_table_standby_assignments": "b956f05703d92ce5",
-    "faust.streams.current_event": "3b821f1a78d86a58",
+    "Collection.data": "ade4a02ddd5582cb",
+    "Collection._new_store": "914a2bda605d38f5",
+    "memory.Store.__post_init__": "e59c82f3785458b2",
     "Recovery.on_recovery_completed": "6ef567acf072e46d",
     "Recovery._resume_streams": "d986a6710c1aca98",
     "Consumer.perform_seek": "0e8c130ff4b0afd8",
@@ -131,18 +135,6 @@ def test_the_rules_table_names_its_own_topic_as_its_changelog() -> None:
     assert faust.GlobalTable(app, name="other")._changelog_topic_name() == (
         "compat-test-other-changelog"
     )
-
-
-class Event:
-    """Anything weakly referable stands in for a Faust event here."""
-
-
-def test_a_write_made_as_an_event_belongs_to_that_event() -> None:
-    event = Event()
-    assert faust_streams.current_event() is None
-    with as_current_event(event):
-        assert faust_streams.current_event() is event
-    assert faust_streams.current_event() is None
 
 
 class TP(NamedTuple):
@@ -309,35 +301,29 @@ def test_the_engines_consumer_fetches_with_a_short_wait_where_faust_sets_one_and
     assert faust_compat.FETCH_MAX_WAIT_MS <= 100
 
 
-class SourceEvent:
-    """A Faust event's surface a table write reads: the message's topic and partition."""
-
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(topic=EVENTS, partition=partition)
-
-
 def test_a_table_write_goes_to_the_engines_producer_on_its_events_partition() -> None:
     sent: list[Outgoing] = []
-    app = faust.App("compat-test", broker="kafka://127.0.0.1:1")
+    app = faust.App("compat-test", broker="kafka://127.0.0.1:1", store="memory://")
     table = ProducedChangelogTable.of_bytes(app, "item-state", send=sent.append, partitions=6)
-    with as_current_event(SourceEvent(4)):
-        table[b"DEAL:1"] = b"state-1"
-    with as_current_event(SourceEvent(2)):
-        table[b"DEAL:2"] = b"state-2"
-        del table[b"DEAL:2"]
+    assert table.get_bytes(b"DEAL:1") is None
+    table.put(b"DEAL:1", b"state-1", 4)
+    table.put(b"DEAL:2", b"state-2", 2)
+    table.put(b"DEAL:1", b"state-1b", 4)
 
     topic = "compat-test-item-state-changelog"
     assert sent == [
         Outgoing(topic, b"DEAL:1", b"state-1", partition=4),
         Outgoing(topic, b"DEAL:2", b"state-2", partition=2),
-        Outgoing(topic, b"DEAL:2", None, partition=2),
+        Outgoing(topic, b"DEAL:1", b"state-1b", partition=4),
     ]
-    assert table[b"DEAL:1"] == b"state-1" and b"DEAL:2" not in table
-    with pytest.raises(TypeError, match="bytes"), as_current_event(SourceEvent(1)):
-        table[b"DEAL:3"] = "not bytes"
-    # The write asked the (never started) consumer for partition counts: close its loops.
-    app.consumer._thread.thread_loop.close()
-    app.loop.close()
+    # What put wrote is what Faust's own reads see, and the other way round (a recovery
+    # fills the same store).
+    assert table.get_bytes(b"DEAL:1") == b"state-1b" and table[b"DEAL:2"] == b"state-2"
+    table.data[b"DEAL:3"] = b"recovered"
+    assert table.get_bytes(b"DEAL:3") == b"recovered"
+    with pytest.raises(TypeError, match="bytes"):
+        table.put(b"DEAL:4", "not bytes", 1)  # type: ignore[arg-type]
+    assert table.get_bytes(b"DEAL:4") is None  # a refused write is not stored either
 
 
 def test_fausts_flush_before_a_commit_waits_for_the_engines_producer_first() -> None:
