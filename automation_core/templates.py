@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -86,7 +87,11 @@ class _Field:
     path: str | None
 
     def text(self, event: StageChanged) -> str:
-        return "" if self.path is None else value_text(field_reader(self.path)(event))
+        return "" if self._read is None else value_text(self._read(event))
+
+    @functools.cached_property
+    def _read(self) -> Callable[[StageChanged], Value] | None:
+        return None if self.path is None else field_reader(self.path)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,6 +6,7 @@ the moment from one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -27,6 +28,26 @@ class WorkingCalendar:
     """The company's own days off (a closing day, the days between the holidays)."""
     extra_working_days: frozenset[date] = frozenset()
     """Dates worked although the week or the holidays say otherwise (a Saturday event)."""
+
+    def __hash__(self) -> int:
+        # Kept by @dataclass (an explicit __hash__): the working-periods cache hashes the
+        # calendar for every rule run with working time; the generated one rebuilt and
+        # hashed the tuple of every field (days, hours, days off) each time.
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash(
+            (
+                self.name,
+                self.timezone,
+                self.days,
+                self.hours,
+                self.holidays,
+                self.days_off,
+                self.extra_working_days,
+            )
+        )
 
 
 @dataclass(frozen=True)

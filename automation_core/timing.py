@@ -69,7 +69,10 @@ def add_months(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
 
 
 def to_millis(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    micros = moment.microsecond
+    if micros % 1000 == 0:  # already whole milliseconds (events are): no new datetime
+        return moment
+    return moment.replace(microsecond=micros - micros % 1000)
 
 
 def _zone_of(spec: TimeSpec) -> ZoneInfo:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, time
 
 import pytest
 
 from automation_core.time_spec import TimeSpec, WorkingCalendar
-from automation_core.timing import TimingError, compute_due
+from automation_core.timing import TimingError, compute_due, next_working_moment, to_millis
 from tests.unit.rule_builders import event, item, utc
 
 BERLIN = "Europe/Berlin"
@@ -241,3 +242,27 @@ def test_due_times_are_truncated_to_milliseconds_like_the_wire_format() -> None:
     assert compute_due(TimeSpec(delay_seconds=1), ev.occurred_at, ev) == utc(
         "2026-11-26T10:00:01.123Z"
     )
+    # Whole milliseconds come back as they are; only the sub-millisecond part is dropped.
+    whole = event(at="2026-11-26T10:00:00.123Z")
+    assert compute_due(TimeSpec(), whole.occurred_at, whole) == whole.occurred_at
+    assert to_millis(utc("2026-11-26T10:00:00.999999Z")) == utc("2026-11-26T10:00:00.999Z")
+
+
+def test_calendars_hash_and_compare_by_every_field() -> None:
+    # The working-periods cache is keyed by the calendar: equal calendars share entries,
+    # a calendar differing in any field (here its own days off) has its own.
+    same = WorkingCalendar(
+        "company",
+        BERLIN,
+        (0, 1, 2, 3, 4),
+        ((time(9), time(18)),),
+        "DE",
+        days_off=frozenset({date(2026, 12, 24), date(2026, 12, 31)}),
+        extra_working_days=frozenset({date(2026, 12, 5), date(2027, 1, 6), date(2026, 10, 3)}),
+    )
+    assert same == COMPANY and hash(same) == hash(COMPANY)
+    other = dataclasses.replace(COMPANY, days_off=frozenset({date(2026, 12, 31)}))
+    assert other != COMPANY and hash(other) != hash(COMPANY)
+    christmas_eve = utc("2026-12-24T10:00:00Z")  # a Thursday, a day off for COMPANY only
+    assert next_working_moment(christmas_eve, other) == christmas_eve
+    assert next_working_moment(christmas_eve, COMPANY) == utc("2026-12-28T08:00:00Z")
