@@ -58,7 +58,9 @@ from common import (  # noqa: E402
     cpu_seconds,
     stack_env,
     stack_settings,
+    start_process,
     start_profiler,
+    stop_process,
     stop_profiler,
     write_result,
 )
@@ -421,6 +423,25 @@ def engine_run(
     }
 
 
+def faust_floor_run(s: Settings, expected: int, work: Path) -> dict[str, Any]:
+    """bench/faust_floor.py on `s`'s events: Faust's own cost, with the engine's app."""
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "faust-floor.json"
+    command = [sys.executable, str(Path(__file__).parent / "faust_floor.py")]
+    command += ["--expected", str(expected), "--out", str(out)]
+    process = start_process(command, engine_env(s, work), work, "faust-floor")
+    try:
+        process.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the Faust floor did not finish: see {work}/faust-floor.log") from None
+    finally:
+        stop_process(process)
+    if not out.exists():
+        raise RuntimeError(f"the Faust floor ended without a result: see {work}/faust-floor.log")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 events instead of 20,000")
@@ -505,6 +526,9 @@ def main() -> None:
                 s, work, handler, compare_events, codec_work=codec_work, batch=args.batch
             )
             print(f"  {result[floor]['events_per_s']:,.0f} events/s", flush=True)
+        print("Faust alone (the engine's app, no work) on the same events ...", flush=True)
+        result["faust"] = faust_floor_run(s, compare_events, Path(tmp) / "faust-floor")
+        print(f"  {result['faust']['events_per_s']:,.0f} events/s", flush=True)
         if args.workers > 1:
             print(f"engine, {args.workers} workers, {args.rules:,} rules ...", flush=True)
             s = prepared(base, args.rules, events)
@@ -563,6 +587,11 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
             f"{what:<34} {r[floor]['events_per_s']:>10,.0f}"
             f"  ({r[floor]['cpu_us_per_event']:.0f} us of CPU per event)"
         )
+    faust = r["faust"]
+    print(
+        f"{'Faust alone (consume, batch, ack)':<34} {faust['events_per_s']:>10,.0f}"
+        f"  ({faust['cpu_us_per_event']:.0f} us of CPU per event)"
+    )
     print(
         f"engine / F1 ({r['rules']:,} rules): {r['engine_vs_f1']:.2f}; engine / F2:"
         f" {r['engine_vs_f2']:.2f} (target >= 0.5); {r['records_per_event']:.1f} records"

@@ -45,18 +45,14 @@ def use_event_loop(name: EventLoop) -> None:
     asyncio.set_event_loop_policy(policy)
 
 
-def build_engine(
-    settings: Settings,
-    registry: CollectorRegistry,
-    producer: Producer | None = None,
-    readiness: Readiness | None = None,
-) -> faust.App:
-    """The Faust app: rules GlobalTable, per-item state table, the stage-changes agent."""
+def faust_app(settings: Settings, app_id: str) -> faust.App:
+    """The engine's Faust app with its settings, nothing in it yet (bench/faust_floor.py
+    runs the same app around an agent that does nothing, to measure Faust's own cost)."""
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("no Kafka configured: set CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS")
     shorten_fetch_wait()
-    app = faust.App(
-        group_id(settings),
+    return faust.App(
+        app_id,
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],
         store="memory://",
         # Faust's default is `<app id>-data` in the working directory: keep it in the home.
@@ -75,6 +71,16 @@ def build_engine(
         broker_heartbeat_interval=3.0,
         **kafka_clients.faust_security_options(settings),
     )
+
+
+def build_engine(
+    settings: Settings,
+    registry: CollectorRegistry,
+    producer: Producer | None = None,
+    readiness: Readiness | None = None,
+) -> faust.App:
+    """The Faust app: rules GlobalTable, per-item state table, the stage-changes agent."""
+    app = faust_app(settings, group_id(settings))
     metrics = EngineMetrics.create(registry)
     rules = RulesRegistry()
 
