@@ -7,11 +7,13 @@ false with a reason; it never raises.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 from automation_core.fields import field_reader
@@ -19,10 +21,10 @@ from automation_core.model import StageChanged
 from automation_core.rule_spec import Comparison, Condition, ValueType
 
 ORDERING_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
 }
 OPS = frozenset({"eq", "ne", "in", "contains", "empty", "not_empty", *ORDERING_OPS})
 VALUELESS_OPS = frozenset({"empty", "not_empty"})
@@ -41,6 +43,10 @@ MATCHED = Outcome(True)
 
 class _Mismatch(Exception):
     pass
+
+
+_DECIMAL_OR_DATE = (Decimal, date)
+"""For isinstance: `Decimal | date` written in a call builds a union object per call."""
 
 
 def typed(value: str, value_type: ValueType) -> str | Decimal | date:
@@ -82,8 +88,12 @@ def compare(c: Comparison, event: StageChanged) -> Outcome:
         return _result(bool(values), c, "is empty")
     if not values:
         return _result(c.op == "ne", c, "is empty")
+    value_type = c.value_type
     try:
-        operands = [_as_type(v, c.value_type) for v in values]
+        if len(values) == 1:  # most fields hold one value: no comprehension for it
+            operands = [_as_type(values[0], value_type)]
+        else:
+            operands = [_as_type(v, value_type) for v in values]
     except _Mismatch:
         return Outcome(False, f"{c.field} {c.op}: type mismatch (expected {c.value_type})")
     if c.op == "contains":
@@ -93,16 +103,17 @@ def compare(c: Comparison, event: StageChanged) -> Outcome:
         return _result(needle in str(values[0]).casefold(), c, "false")
     if c.op == "in":
         assert not isinstance(c.value, str)  # noqa: S101 - validation: a list here
-        options = _options(c.value or (), c.value_type)
-        return _result(any(v in options for v in operands), c, "false")
+        options = _options(c.value or (), value_type)
+        return _result(not options.isdisjoint(operands), c, "false")
     assert isinstance(c.value, str)  # noqa: S101 - validation guarantees a scalar here
-    target = _target(c.value, c.value_type)
+    target = _target(c.value, value_type)
+    # In C rather than a generator per comparison: `in` is "some operand == target"
+    # (its identity shortcut cannot differ: an operand is never the rule's own object).
     if c.op == "eq":
-        return _result(any(v == target for v in operands), c, "false")
+        return _result(target in operands, c, "false")
     if c.op == "ne":
-        return _result(all(v != target for v in operands), c, "false")
-    test = ORDERING_OPS[c.op]
-    return _result(any(test(v, target) for v in operands), c, "false")
+        return _result(target not in operands, c, "false")
+    return _result(any(map(ORDERING_OPS[c.op], operands, repeat(target))), c, "false")
 
 
 @lru_cache(maxsize=4096)
@@ -121,7 +132,9 @@ def _as_type(value: object, value_type: ValueType) -> str | Decimal | date:
         return value
     if value_type == "date" and isinstance(value, date):
         return value
-    if isinstance(value, Decimal | date) and value_type != "string":
+    if value_type == "string" and type(value) is str:
+        return value  # what typed() gives back for a string read as a string
+    if isinstance(value, _DECIMAL_OR_DATE) and value_type != "string":
         raise _Mismatch
     text = value.isoformat() if isinstance(value, date) else str(value)
     try:

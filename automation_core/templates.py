@@ -121,8 +121,10 @@ def value_text(value: Value) -> str:
         return ""
     if isinstance(value, list):
         return ", ".join(value)
-    if isinstance(value, Decimal | date):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
     return value
 
 

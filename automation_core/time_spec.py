@@ -129,12 +129,22 @@ def calendar_from_dict(d: dict[str, Any]) -> WorkingCalendar:
     for span in d["hours"]:
         start, end = span.split("-")
         hours.append((time.fromisoformat(start), time.fromisoformat(end)))
-    return WorkingCalendar(
-        str(d["name"]),
-        str(d["timezone"]),
-        tuple(WEEKDAYS.index(day) for day in d["days"]),
-        tuple(hours),
-        d.get("holidays"),
-        frozenset(date.fromisoformat(day) for day in d.get("days_off", ())),
-        frozenset(date.fromisoformat(day) for day in d.get("extra_working_days", ())),
+    return _interned(
+        WorkingCalendar(
+            str(d["name"]),
+            str(d["timezone"]),
+            tuple(WEEKDAYS.index(day) for day in d["days"]),
+            tuple(hours),
+            d.get("holidays"),
+            frozenset(date.fromisoformat(day) for day in d.get("days_off", ())),
+            frozenset(date.fromisoformat(day) for day in d.get("extra_working_days", ())),
+        )
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _interned(calendar: WorkingCalendar) -> WorkingCalendar:
+    """The first of the equal calendars read (every rule of a file reads its own copy):
+    the working-periods cache then finds its entries by identity, where it compared the
+    calendars field by field for every rule run with working time."""
+    return calendar
