@@ -7,7 +7,7 @@ from datetime import date, time
 
 import pytest
 
-from automation_core.time_spec import TimeSpec, WorkingCalendar
+from automation_core.time_spec import TimeSpec, WorkingCalendar, calendar_from_dict
 from automation_core.timing import TimingError, compute_due, next_working_moment, to_millis
 from tests.unit.rule_builders import event, item, utc
 
@@ -266,3 +266,18 @@ def test_calendars_hash_and_compare_by_every_field() -> None:
     christmas_eve = utc("2026-12-24T10:00:00Z")  # a Thursday, a day off for COMPANY only
     assert next_working_moment(christmas_eve, other) == christmas_eve
     assert next_working_moment(christmas_eve, COMPANY) == utc("2026-12-28T08:00:00Z")
+
+
+def test_equal_calendars_read_from_rules_are_one_object() -> None:
+    # Every rule reads its own copy of a calendar: the copies are the first one read, so
+    # the working-periods cache finds them by identity; another calendar stays its own.
+    office = {
+        "name": "office",
+        "timezone": BERLIN,
+        "days": ["mon", "tue"],
+        "hours": ["09:00-18:00"],
+    }
+    first, second = calendar_from_dict(dict(office)), calendar_from_dict(dict(office))
+    assert first is second
+    other = calendar_from_dict({**office, "days_off": ["2026-12-24"]})
+    assert other is not first and other != first
