@@ -58,6 +58,8 @@ def build_payload(
 def _responsible(templates: tuple[str, ...], event: StageChanged, action_id: str) -> str:
     if not templates:
         return event.item.responsible_id
+    if len(templates) == 1:  # the usual case: no choice to make among candidates
+        return render(templates[0], event, MAX_ID_CHARS).strip() or event.item.responsible_id
     rendered = tuple(r for t in templates if (r := render(t, event, MAX_ID_CHARS).strip()))
     return ids.pick(rendered, action_id) if rendered else event.item.responsible_id
 

@@ -167,6 +167,18 @@ ACTIVITY = """
         ),
         pytest.param("", "responsible_id", "u-7", id="responsible-default"),
         pytest.param("responsible: u-12", "responsible_id", "u-12", id="responsible"),
+        pytest.param(
+            "responsible: '  {{ item.UF_CONTRACT_NO }} '",
+            "responsible_id",
+            "MV-17",
+            id="responsible-template",
+        ),
+        pytest.param(
+            "responsible: '{{ item.UF_NONE }}'",
+            "responsible_id",
+            "u-7",
+            id="responsible-empty-template",
+        ),
         pytest.param("color: yellow", "color", "yellow", id="colour"),
         pytest.param("calendar: {duration: 45m}", "add_to_calendar", True, id="calendar"),
         pytest.param("calendar: {duration: 45m}", "duration_minutes", 45, id="duration"),
