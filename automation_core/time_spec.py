@@ -6,6 +6,7 @@ the moment from one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -37,17 +38,7 @@ class WorkingCalendar:
 
     @functools.cached_property
     def _hash(self) -> int:
-        return hash(
-            (
-                self.name,
-                self.timezone,
-                self.days,
-                self.hours,
-                self.holidays,
-                self.days_off,
-                self.extra_working_days,
-            )
-        )
+        return hash(tuple(getattr(self, f.name) for f in dataclasses.fields(self)))
 
 
 @dataclass(frozen=True)
