@@ -9,9 +9,9 @@ first) / K / E: the start-up, the workload's preparation and the warm-up pass ca
 and what is left is exactly K passes of the stage. Nearly deterministic (PYTHONHASHSEED=0,
 no address randomisation), where the timings of this machine move by ±20-30 % between
 identical runs: the instrument for a lever too small to show through that. Two runs of
-the same command still differ by a few million instructions in their start-up (0.07 %
-of it), which the K passes spread thin: at 300 events and K=2 that was ±1-2 % of
-evaluate's count per event (0.600 to 0.633 M for the same code), hence K=10. Needs
+the same command still differ a little in their start-up, which the K passes spread
+thin: at 300 events and K=2 two runs of one commit read 0.618 and 0.633 M instructions
+per event for evaluate, hence K=10. Needs
 valgrind (`apt-get install valgrind`); a few minutes at the defaults.
 """
 
