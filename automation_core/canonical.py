@@ -10,13 +10,13 @@ import hashlib
 import json
 from typing import Any
 
+from automation_core.compiled_rule import CompiledRule
 from automation_core.model import Rule
 from automation_core.rule_errors import InvalidRuleSpec
 from automation_core.rule_spec import (
     ACTION_SPECS,
     ActionSpec,
     Comparison,
-    CompiledRule,
     Condition,
     RuleSpec,
 )

@@ -64,67 +64,124 @@ def typed(value: str, value_type: ValueType) -> str | Decimal | date:
     return value
 
 
+Check = Callable[[StageChanged], Outcome]
+"""A condition or comparison compiled for one rule: an event in, its outcome out."""
+
+
 def evaluate_condition(condition: Condition | None, event: StageChanged) -> Outcome:
-    if condition is None:
-        return MATCHED
-    reasons: list[str] = []
-    for g, group in enumerate(condition.any_of):
-        for c, comparison in enumerate(group):
-            outcome = compare(comparison, event)
-            if not outcome.matched:
-                reasons.append(f"any[{g}].all[{c}] {outcome.reason}")
-                break
-        else:
-            return MATCHED
-    return Outcome(False, "condition false: " + "; ".join(reasons))
+    return _compiled_condition(condition)(event)
 
 
 def compare(c: Comparison, event: StageChanged) -> Outcome:
-    raw = field_reader(c.field)(event)
-    values = raw if isinstance(raw, list) else ([] if raw is None or raw == "" else [raw])
-    if c.op == "empty":
-        return _result(not values, c, "is not empty")
-    if c.op == "not_empty":
-        return _result(bool(values), c, "is empty")
-    if not values:
-        return _result(c.op == "ne", c, "is empty")
+    return _compiled_comparison(c)(event)
+
+
+def compile_condition(condition: Condition | None) -> Check:
+    """`condition` as a function of the event, made once per rule: the field readers,
+    the rule's typed operands and every reason are found here, not per event."""
+    if condition is None:
+        return _always
+    groups = tuple(
+        tuple((compile_comparison(c), f"any[{g}].all[{i}] ") for i, c in enumerate(group))
+        for g, group in enumerate(condition.any_of)
+    )
+
+    def check(event: StageChanged) -> Outcome:
+        reasons: list[str] = []
+        for group in groups:
+            for compared, where in group:
+                outcome = compared(event)
+                if not outcome.matched:
+                    reasons.append(f"{where}{outcome.reason}")
+                    break
+            else:
+                return MATCHED
+        return Outcome(False, "condition false: " + "; ".join(reasons))
+
+    return check
+
+
+def compile_comparison(c: Comparison) -> Check:
+    """`c` as a function of the event. Raises ValueError when the rule's own operand is
+    not of its type (validation refuses such a rule before it is published)."""
+    read = field_reader(c.field)
     value_type = c.value_type
-    try:
-        if len(values) == 1:  # most fields hold one value: no comprehension for it
-            operands = [_as_type(values[0], value_type)]
-        else:
-            operands = [_as_type(v, value_type) for v in values]
-    except _Mismatch:
-        return Outcome(False, f"{c.field} {c.op}: type mismatch (expected {c.value_type})")
+    if c.op in VALUELESS_OPS:
+        wanted = c.op == "not_empty"
+        absent = _false(c, "is empty" if wanted else "is not empty")
+
+        def presence(event: StageChanged) -> Outcome:
+            raw = read(event)
+            present = bool(raw) if isinstance(raw, list) else raw is not None and raw != ""
+            return MATCHED if present is wanted else absent
+
+        return presence
+    false = _false(c, "false")
+    empty = MATCHED if c.op == "ne" else _false(c, "is empty")
+    mismatch = _false(c, f"type mismatch (expected {value_type})")
+    holds = _predicate(c)
+
+    def comparison(event: StageChanged) -> Outcome:
+        raw = read(event)
+        values = raw if isinstance(raw, list) else ([] if raw is None or raw == "" else [raw])
+        if not values:
+            return empty
+        try:
+            if len(values) == 1:  # most fields hold one value: no comprehension for it
+                operands = [_as_type(values[0], value_type)]
+            else:
+                operands = [_as_type(v, value_type) for v in values]
+        except _Mismatch:
+            return mismatch
+        return MATCHED if holds(raw, values, operands) else false
+
+    return comparison
+
+
+_Predicate = Callable[[object, list[Any], list[Any]], bool]
+"""Whether a comparison holds, given the field's raw value, its values and their typed
+operands (never empty)."""
+
+
+def _predicate(c: Comparison) -> _Predicate:
+    value_type = c.value_type
     if c.op == "contains":
         needle = str(c.value).casefold()
-        if isinstance(raw, list):
-            return _result(any(str(v).casefold() == needle for v in values), c, "false")
-        return _result(needle in str(values[0]).casefold(), c, "false")
+
+        def contains(raw: object, values: list[Any], _operands: list[Any]) -> bool:
+            if isinstance(raw, list):
+                return any(str(v).casefold() == needle for v in values)
+            return needle in str(values[0]).casefold()
+
+        return contains
     if c.op == "in":
         assert not isinstance(c.value, str)  # noqa: S101 - validation: a list here
-        options = _options(c.value or (), value_type)
-        return _result(not options.isdisjoint(operands), c, "false")
+        options = frozenset(typed(v, value_type) for v in c.value or ())
+        return lambda _raw, _values, operands: not options.isdisjoint(operands)
     assert isinstance(c.value, str)  # noqa: S101 - validation guarantees a scalar here
-    target = _target(c.value, value_type)
+    target = typed(c.value, value_type)
     # In C rather than a generator per comparison: `in` is "some operand == target"
     # (its identity shortcut cannot differ: an operand is never the rule's own object).
     if c.op == "eq":
-        return _result(target in operands, c, "false")
+        return lambda _raw, _values, operands: target in operands
     if c.op == "ne":
-        return _result(target not in operands, c, "false")
-    return _result(any(map(ORDERING_OPS[c.op], operands, repeat(target))), c, "false")
+        return lambda _raw, _values, operands: target not in operands
+    ordering = ORDERING_OPS[c.op]
+    return lambda _raw, _values, operands: any(map(ordering, operands, repeat(target)))
 
 
-@lru_cache(maxsize=4096)
-def _target(value: str, value_type: ValueType) -> str | Decimal | date:
-    """`typed` of a rule's own operand, remembered: the same rules run for every event."""
-    return typed(value, value_type)
+def _always(_event: StageChanged) -> Outcome:
+    return MATCHED
 
 
-@lru_cache(maxsize=4096)
-def _options(values: tuple[str, ...], value_type: ValueType) -> frozenset[str | Decimal | date]:
-    return frozenset(typed(v, value_type) for v in values)
+def _false(c: Comparison, why: str) -> Outcome:
+    return Outcome(False, f"{c.field} {c.op}: {why}")
+
+
+# The entry points that take a condition or comparison as data (tests, the simulator)
+# compile it once; the engine compiles each rule's condition when the rule is indexed.
+_compiled_condition = lru_cache(maxsize=1024)(compile_condition)
+_compiled_comparison = lru_cache(maxsize=1024)(compile_comparison)
 
 
 def _as_type(value: object, value_type: ValueType) -> str | Decimal | date:
@@ -141,7 +198,3 @@ def _as_type(value: object, value_type: ValueType) -> str | Decimal | date:
         return typed(text, value_type)
     except ValueError:
         raise _Mismatch from None
-
-
-def _result(matched: bool, c: Comparison, why: str) -> Outcome:
-    return MATCHED if matched else Outcome(False, f"{c.field} {c.op}: {why}")

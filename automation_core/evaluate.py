@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Literal, NamedTuple
 
 from automation_core import ids
-from automation_core.actions import ActionFailed, build_payload
+from automation_core.actions import ActionFailed
 from automation_core.canonical import rule_from_spec
-from automation_core.conditions import evaluate_condition
+from automation_core.compiled_rule import CompiledRule
 from automation_core.fast_init import fast_init
 from automation_core.model import (
     Action,
@@ -30,7 +30,6 @@ from automation_core.model import (
     TimerCommandKind,
 )
 from automation_core.rule_errors import InvalidRuleSpec
-from automation_core.rule_spec import CompiledRule
 from automation_core.timing import TimingError, compute_due, next_working_moment, to_millis
 
 logger = logging.getLogger(__name__)
@@ -230,7 +229,7 @@ def _run_rule(
             reason=reason,
         )
 
-    condition = evaluate_condition(spec.condition, event)
+    condition = compiled.check(event)
     if not condition.matched:
         return _RuleResult(record(ExecutionStatus.SKIPPED, condition.reason), None, floor)
     try:
@@ -248,7 +247,7 @@ def _run_rule(
     immediate = due <= event.occurred_at
     runs_at = event.occurred_at if immediate else due
     try:
-        payload = build_payload(spec.action, event, action_id, runs_at)
+        payload = compiled.build_payload(event, action_id, runs_at)
     except ActionFailed as exc:
         return _RuleResult(record(ExecutionStatus.FAILED, exc.reason), None, floor)
     action = Action(

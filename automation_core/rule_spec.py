@@ -6,12 +6,9 @@ canonical dict and reads them back.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from automation_core import ids
-from automation_core.model import Rule
 from automation_core.spec_fields import FLAG, NUMBER, PAIRS, TEXTS, TIME, Form, declare
 from automation_core.time_spec import TimeSpec
 
@@ -142,16 +139,3 @@ class RuleSpec:
     condition: Condition | None = None
     when: TimeSpec | None = None
     cancel_on_stage_exit: bool = True
-
-
-@dataclass(frozen=True)
-class CompiledRule:
-    """A rule with its spec parsed once, ready for evaluation."""
-
-    rule: Rule
-    spec: RuleSpec
-
-    @functools.cached_property
-    def id_material(self) -> str:
-        """The rule's part of the id of the action it creates (`ids.rule_material`)."""
-        return ids.rule_material(self.rule.id, self.rule.version, 0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -63,51 +62,54 @@ def template_fields(template: str) -> list[str]:
     return [p for m in _PLACEHOLDER.finditer(template) if (p := _placeholder_path(m))]
 
 
+Render = Callable[[StageChanged], str]
+"""A template compiled for one use: an event in, the rendered text out."""
+
+
 def render(template: str, event: StageChanged, limit: int = MAX_RENDERED_CHARS) -> str:
     """`template` with every placeholder replaced by the field's text, cut to `limit`.
 
     Templates are validated when the rules file is applied; an unknown placeholder met
     here (a spec written by hand) renders as empty text rather than as user input.
     """
-
-    parts = _compiled(template)
-    if len(parts) == 1 and isinstance(parts[0], str):
-        rendered = parts[0]  # no placeholder (a fixed subject, a plain id)
-    else:
-        rendered = "".join([p if isinstance(p, str) else p.text(event) for p in parts])
-    if len(rendered) > limit:
-        return rendered[: limit - len(ELLIPSIS)] + ELLIPSIS
-    return rendered
-
-
-@dataclass(frozen=True)
-class _Field:
-    """A placeholder of a compiled template: the field it reads (None: unknown, empty)."""
-
-    path: str | None
-
-    def text(self, event: StageChanged) -> str:
-        return "" if self._read is None else value_text(self._read(event))
-
-    @functools.cached_property
-    def _read(self) -> Callable[[StageChanged], Value] | None:
-        return None if self.path is None else field_reader(self.path)
+    return renderer(template, limit)(event)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(template: str) -> tuple[str | _Field, ...]:
-    """The template split once into literal text and placeholders (rules repeat the same
-    few templates for every event; parsing them per render cost more than the values)."""
-    parts: list[str | _Field] = []
+def renderer(template: str, limit: int = MAX_RENDERED_CHARS) -> Render:
+    """`render` of `template` as a function of the event: the template is split into
+    literal text and field readers once (rules repeat the same few templates for every
+    event; parsing them per render cost more than the values)."""
+    pieces: list[tuple[str, Callable[[StageChanged], Value] | None]] = []
     at = 0
     for match in _PLACEHOLDER.finditer(template):
         if match.start() > at:
-            parts.append(template[at : match.start()])
-        parts.append(_Field(_placeholder_path(match)))
+            pieces.append((template[at : match.start()], None))
+        path = _placeholder_path(match)
+        if path is not None:  # an unknown field renders as nothing
+            pieces.append(("", field_reader(path)))
         at = match.end()
+    if not any(read is not None for _text, read in pieces):  # no field: the same text
+        text = _cut(_PLACEHOLDER.sub("", template), limit)
+        return lambda _event: text
+
     if at < len(template):
-        parts.append(template[at:])
-    return tuple(parts)
+        pieces.append((template[at:], None))
+    parts = tuple(pieces)
+
+    def render_fields(event: StageChanged) -> str:
+        return _cut(
+            "".join([text if read is None else value_text(read(event)) for text, read in parts]),
+            limit,
+        )
+
+    return render_fields
+
+
+def _cut(rendered: str, limit: int) -> str:
+    if len(rendered) > limit:
+        return rendered[: limit - len(ELLIPSIS)] + ELLIPSIS
+    return rendered
 
 
 def fill_placeholders(template: str, filler: str) -> str:
