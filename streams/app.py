@@ -20,6 +20,7 @@ from streams.faust_compat import (
     RulesTable,
     confirm_before_commit,
     install_recovery_seek,
+    race_only_a_waiting_delivery,
     shorten_fetch_wait,
 )
 from streams.handler import Source, StageChangeHandler
@@ -51,6 +52,7 @@ def faust_app(settings: Settings, app_id: str) -> faust.App:
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("no Kafka configured: set CRM_AUTOMATION_KAFKA_BOOTSTRAP_SERVERS")
     shorten_fetch_wait()
+    race_only_a_waiting_delivery()
     return faust.App(
         app_id,
         broker=[f"kafka://{s}" for s in settings.kafka_bootstrap_servers.split(",")],

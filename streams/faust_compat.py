@@ -1,6 +1,6 @@
-"""Every touch of faust-streaming and aiokafka internals, for the exact versions pinned.
+"""Every touch of faust-streaming, aiokafka and mode internals, for the exact versions pinned.
 
-Faust's public API does not cover what the engine needs at seven points. Each patch
+Faust's public API does not cover what the engine needs at eight points. Each patch
 below names the upstream code it relies on; `tests/unit/test_faust_compat.py` holds
 a test per patch that fails when that code changes, and `check_versions` refuses to
 start the engine on other versions than `PINNED`:
@@ -41,6 +41,13 @@ start the engine on other versions than `PINNED`:
    commit (`Consumer._commit_offsets`, also on revocation and at stop), which is what
    makes a table's changelog durable before the offsets it follows are committed; the
    flush now also waits for the engine's producer, which carries the changelog of 6.
+8. `race_only_a_waiting_delivery`: Faust's fetch loop (`Consumer._drain_messages`)
+   hands each record to the conductor through `wait_first(callback(message),
+   suspend_flow.wait())`, which makes four tasks and an `asyncio.wait` per record
+   (~27 µs, a quarter of Faust's own cost per event) so that a delivery waiting on a
+   full queue is abandoned when a rebalance suspends the flow. The loop is Faust's,
+   except that the delivery runs as one task first and is raced only if it has not
+   finished after one turn of the event loop: the same race, for the deliveries that wait.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import faust
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from runtime.health import Readiness
@@ -59,7 +67,7 @@ from runtime.kafka_clients import Outgoing
 
 logger = logging.getLogger(__name__)
 
-PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
 """The versions whose internals this module was written against (pyproject pins them)."""
 
 FETCH_MAX_WAIT_MS = 50
@@ -212,6 +220,109 @@ def shorten_fetch_wait(max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     thread_class._crm_faust_create = create
     thread_class._create_worker_consumer = create_worker_consumer
     thread_class._crm_fetch_wait = max_wait_ms
+
+
+def race_only_a_waiting_delivery() -> None:
+    """Give Faust's consumers the fetch loop of patch 8 (once per process)."""
+    consumer_class: Any = faust_consumer.Consumer
+    if consumer_class._drain_messages is _drain_messages:
+        return
+    consumer_class._crm_faust_drain_messages = consumer_class._drain_messages
+    consumer_class._drain_messages = _drain_messages
+
+
+async def deliver(consumer: Any, callback: Callable[[Any], Awaitable[Any]], message: Any) -> None:
+    """`await consumer.wait_first(callback(message), consumer.suspend_flow.wait())`, as
+    Faust's fetch loop does per record, without its four tasks for a delivery that
+    finishes at once: most do (the stream's queue has room, the flow runs)."""
+    delivery = asyncio.ensure_future(callback(message))
+    try:
+        await asyncio.sleep(0)  # the delivery's first step runs in this turn
+    except BaseException:
+        delivery.cancel()  # as wait_first's cleanup would
+        raise
+    if delivery.done():
+        delivery.result()  # what it raised, wait_first raises
+        return
+    await consumer.wait_first(delivery, consumer.suspend_flow.wait())
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's
+    # Faust 0.15.3's Consumer._drain_messages, with `deliver` for its per-record
+    # wait_first; the rest as upstream wrote it (same order, same checks).
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    flag_consumer_fetching = faust_consumer.CONSUMER_FETCHING
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(flag_consumer_fetching)
+            ait = getmany(timeout=1.0)
+
+            # Sleeping because sometimes getmany is called in a loop
+            # never releasing to the event loop
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        # We have a gap in income messages
+                        if gap > 1 and r_offset:
+                            acks_enabled = acks_enabled_for(message.topic)
+                            if acks_enabled:
+                                await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None:
+                            if self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                        await deliver(self, callback, message)
+                        set_read_offset(tp, offset)
+                    else:
+                        self.log.dev(
+                            "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                            offset,
+                            message.key,
+                            message.value,
+                        )
+                unset_flag(flag_consumer_fetching)
+
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            # we're already stopping so ignore
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            # we're already stopping so ignore
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(flag_consumer_fetching)
 
 
 async def _seek_done() -> None:

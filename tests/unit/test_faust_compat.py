@@ -25,6 +25,7 @@ from faust.tables import recovery
 from faust.tables import table as faust_table
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from runtime.health import Readiness
@@ -36,8 +37,10 @@ from streams.faust_compat import (
     RulesTable,
     check_versions,
     confirm_before_commit,
+    deliver,
     guard_head_gaps,
     install_recovery_seek,
+    race_only_a_waiting_delivery,
     shorten_fetch_wait,
 )
 
@@ -46,6 +49,12 @@ def _faust_create_worker_consumer() -> Any:
     """Faust's own method, also after `shorten_fetch_wait` wrapped it in this process."""
     thread_class = faust_aiokafka.AIOKafkaConsumerThread
     return getattr(thread_class, "_crm_faust_create", thread_class._create_worker_consumer)
+
+
+def _fausts_drain_messages() -> Any:
+    """Faust's own fetch loop, also after `race_only_a_waiting_delivery` replaced it."""
+    consumer_class = faust_consumer.Consumer
+    return getattr(consumer_class, "_crm_faust_drain_messages", consumer_class._drain_messages)
 
 
 def fingerprint(function: Any) -> str:
@@ -68,7 +77,9 @@ UPSTREAM = {
     "Recovery._resume_streams": recovery.Recovery._resume_streams,
     "Consumer.perform_seek": faust_consumer.Consumer.perform_seek,
     "Consumer.getmany": faust_consumer.Consumer.getmany,
-    "Consumer._drain_messages": faust_consumer.Consumer._drain_messages,
+    # race_only_a_waiting_delivery: the fetch loop it copies, and the race it keeps.
+    "Consumer._drain_messages": _fausts_drain_messages(),
+    "Service.wait_first": Service.wait_first,
     "AIOKafkaConsumerThread._seek_wait": faust_aiokafka.AIOKafkaConsumerThread._seek_wait,
     "FlowControlEvent.resume": FlowControlEvent.resume,
     # guard_head_gaps: the commit rule it wraps.
@@ -93,7 +104,7 @@ def test_the_pinned_versions_are_installed_and_pass_the_start_up_check() -> None
 def test_another_faust_version_is_refused_with_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    versions = {"faust-streaming": "0.16.0", "aiokafka": "0.14.0"}
+    versions = {"faust-streaming": "0.16.0", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
     monkeypatch.setattr(faust_compat.importlib.metadata, "version", versions.__getitem__)
     with pytest.raises(IncompatibleFaust, match=r"faust-streaming 0\.16\.0 \(needs 0\.15\.3\)"):
         check_versions()
@@ -115,6 +126,7 @@ EXPECTED = {
     "Consumer.perform_seek": "0e8c130ff4b0afd8",
     "Consumer.getmany": "4b168d84882a70d6",
     "Consumer._drain_messages": "44a2500309e83c63",
+    "Service.wait_first": "feade6a31f8a6789",
     "AIOKafkaConsumerThread._seek_wait": "9d221e816d940467",
     "FlowControlEvent.resume": "4dcdc1253fd0dcb4",
     "Consumer._new_offset": "1d2c7ea89a7ad4f1",
@@ -342,3 +354,101 @@ def test_fausts_flush_before_a_commit_waits_for_the_engines_producer_first() -> 
     confirm_before_commit(producer, confirm)  # once per producer
     asyncio.run(producer.flush())
     assert steps == ["engine confirm", "faust flush"]
+
+
+class _FetchingConsumer(Service):
+    """What `deliver` uses of Faust's consumer: `wait_first` (mode's) and `suspend_flow`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = asyncio.Event()
+
+
+def test_a_delivery_that_finishes_at_once_is_delivered_and_what_it_raises_is_raised() -> None:
+    async def scenario() -> list[str]:
+        consumer = _FetchingConsumer()
+        delivered: list[str] = []
+
+        async def put(message: str) -> None:
+            if message == "bad":
+                raise ValueError("undecodable")
+            delivered.append(message)
+
+        await deliver(consumer, put, "m-1")
+        with pytest.raises(ValueError, match="undecodable"):
+            await deliver(consumer, put, "bad")
+        return delivered
+
+    assert asyncio.run(scenario()) == ["m-1"]
+
+
+def test_a_delivery_waiting_for_room_is_abandoned_when_a_rebalance_suspends_the_flow() -> None:
+    async def scenario() -> tuple[bool, int, bool]:
+        consumer = _FetchingConsumer()
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        queue.put_nowait("m-1")  # the stream's queue is full
+        abandoned = asyncio.Event()
+
+        async def put(message: str) -> None:
+            try:
+                await queue.put(message)
+            except asyncio.CancelledError:
+                abandoned.set()
+                raise
+
+        delivering = asyncio.ensure_future(deliver(consumer, put, "m-2"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        waiting = not delivering.done()
+        consumer.suspend_flow.set()
+        await asyncio.wait_for(delivering, 5)
+        return waiting, queue.qsize(), abandoned.is_set()
+
+    assert asyncio.run(scenario()) == (True, 1, True)
+
+
+def test_a_delivery_waiting_for_room_is_delivered_once_the_stream_takes_a_record() -> None:
+    async def scenario() -> list[str]:
+        consumer = _FetchingConsumer()
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        queue.put_nowait("m-1")
+        delivering = asyncio.ensure_future(deliver(consumer, queue.put, "m-2"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        taken = [await queue.get()]
+        await asyncio.wait_for(delivering, 5)
+        return [*taken, queue.get_nowait()]
+
+    assert asyncio.run(scenario()) == ["m-1", "m-2"]
+
+
+def test_a_fetch_loop_cancelled_mid_delivery_cancels_the_delivery() -> None:
+    async def scenario() -> bool:
+        consumer = _FetchingConsumer()
+        started = asyncio.Event()
+        abandoned = asyncio.Event()
+
+        async def put(_message: str) -> None:
+            started.set()
+            try:
+                await asyncio.Event().wait()  # waits for good
+            except asyncio.CancelledError:
+                abandoned.set()
+                raise
+
+        delivering = asyncio.ensure_future(deliver(consumer, put, "m-1"))
+        await started.wait()
+        delivering.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await delivering
+        await asyncio.wait_for(abandoned.wait(), 5)
+        return abandoned.is_set()
+
+    assert asyncio.run(scenario()) is True
+
+
+def test_the_engines_app_fetches_with_the_loop_that_races_only_a_waiting_delivery() -> None:
+    race_only_a_waiting_delivery()
+    race_only_a_waiting_delivery()  # once per process: Faust's own loop is kept to compare
+    assert faust_consumer.Consumer._drain_messages is faust_compat._drain_messages
+    assert _fausts_drain_messages() is not faust_compat._drain_messages
