@@ -102,8 +102,9 @@ def compile_condition(condition: Condition | None) -> Check:
 
 
 def compile_comparison(c: Comparison) -> Check:
-    """`c` as a function of the event. Raises ValueError when the rule's own operand is
-    not of its type (validation refuses such a rule before it is published)."""
+    """`c` as a function of the event. Raises ValueError or TypeError when the rule's own
+    operand is not of its type or shape (validation refuses such a rule before it is
+    published; `rule_from_spec` makes it an InvalidRuleSpec)."""
     read = field_reader(c.field)
     value_type = c.value_type
     if c.op in VALUELESS_OPS:
@@ -155,10 +156,12 @@ def _predicate(c: Comparison) -> _Predicate:
 
         return contains
     if c.op == "in":
-        assert not isinstance(c.value, str)  # noqa: S101 - validation: a list here
+        if isinstance(c.value, str):  # validation refuses it: a spec written by hand
+            raise TypeError(f"{c.field} in: a list of values expected")
         options = frozenset(typed(v, value_type) for v in c.value or ())
         return lambda _raw, _values, operands: not options.isdisjoint(operands)
-    assert isinstance(c.value, str)  # noqa: S101 - validation guarantees a scalar here
+    if not isinstance(c.value, str):  # validation refuses it: a spec written by hand
+        raise TypeError(f"{c.field} {c.op}: one value expected")
     target = typed(c.value, value_type)
     # In C rather than a generator per comparison: `in` is "some operand == target"
     # (its identity shortcut cannot differ: an operand is never the rule's own object).

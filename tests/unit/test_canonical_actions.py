@@ -335,6 +335,15 @@ def test_a_bad_canonical_action_is_an_invalid_rule_spec_naming_its_first_fault(
             },
             id="a decimal comparison with a word",
         ),
+        pytest.param(
+            {
+                "action": {"type": "create_lead", "title": "t"},
+                "condition": {
+                    "any": [{"all": [{"field": "stage_id", "op": "eq", "value": ["WON"]}]}]
+                },
+            },
+            id="an eq comparison with a list",
+        ),
     ],
 )
 def test_a_read_spec_that_cannot_be_compiled_is_an_invalid_rule_left_out_of_the_index(
