@@ -46,6 +46,7 @@ from scheduler import timer_store
 from scheduler.fire import FireLoop
 from scheduler.ingest import Ingest
 from scheduler.metrics import SchedulerMetrics
+from scheduler.process import ingest_loop
 from scheduler.publisher import KafkaPublisher, Outgoing
 from scheduler.timer_batch import TimerBatch
 
@@ -185,7 +186,8 @@ def ingest_rate(
     due: Any,
     rss_marks: list[float] | None = None,
 ) -> float:
-    """Timers/s through the scheduler's ingest path: decode, sort, one transaction per batch."""
+    """Timers/s through the scheduler's ingest step called directly (decode, sort, one
+    transaction per batch): how the burst is stored, without Kafka."""
     elapsed, done = 0.0, 0
     for messages in batches(0, count, size, tag, due):
         started = time.perf_counter()
@@ -195,6 +197,70 @@ def ingest_rate(
         if rss_marks is not None and done in (count // 10, count):
             rss_marks.append(rss_mb())
     return count / elapsed
+
+
+def ingest_loop_rate(
+    settings: Settings,
+    ingest: Ingest,
+    metrics: SchedulerMetrics,
+    count: int,
+    tag: str,
+    due: Any,
+    rss_marks: list[float],
+    url: str,
+    group: str,
+) -> float:
+    """Timers/s through the scheduler's own ingest loop (`scheduler.process.ingest_loop`:
+    consume, decode, sort, one transaction per batch with its offsets, the next batch
+    decoded while the last is written) over `count` commands already in the timers topic;
+    from the first decoded message to the commit of the last batch (the group join and
+    the producing are not the loop's work)."""
+    topic = settings.topic(topics.TIMERS)
+    producer = Producer(kafka_clients.producer_config(settings))
+    for messages in batches(0, count, 10_000, tag, due):
+        for m in messages:
+            while True:
+                try:
+                    producer.produce(topic, key=f"DEAL:{m.offset()}".encode(), value=m.value())
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    producer.poll(0.1)
+        kafka_clients.flush_or_raise(producer)  # bounded: the bench's RSS is the loop's
+    first: list[float] = []
+    last: list[float] = []
+    done = [0]
+    finished = threading.Event()
+    decode, write = ingest.decode, ingest.write
+
+    def timed_decode(value: bytes) -> Any:
+        if not first:
+            first.append(time.perf_counter())
+        return decode(value)
+
+    def timed_write(batch: TimerBatch) -> Any:
+        result = write(batch)
+        done[0] += len(batch.schedules)
+        if not rss_marks and done[0] >= count // 10:
+            rss_marks.append(rss_mb())
+        if done[0] >= count:
+            last.append(time.perf_counter())
+            finished.set()
+        return result
+
+    ingest.decode = timed_decode  # type: ignore[method-assign]
+    ingest.write = timed_write  # type: ignore[method-assign]
+    stop = threading.Event()
+    loop = ingest_loop(ingest, settings, url, metrics, stop, producer, group)
+    runner = threading.Thread(target=loop.run, name="bench-ingest")
+    runner.start()
+    try:
+        if not finished.wait(900):
+            raise RuntimeError(f"ingest loop stored {done[0]:,} of {count:,} timers")
+    finally:
+        stop.set()
+        runner.join(60)
+    rss_marks.append(rss_mb())
+    return count / (last[0] - first[0])
 
 
 def copy_rate(url: str, count: int, size: int, tag: str) -> float:
@@ -418,7 +484,20 @@ def run(
     rss_marks: list[float] = []
     far = total - burst
     print(f"ingesting {far:,} far-future timers in batches of {size} ...", flush=True)
-    out["ingest_rate"] = ingest_rate(ingest, far, size, "far", far_due, rss_marks)
+    loop_settings = settings.model_copy(update={"topic_prefix": prefix, "batch_size": size})
+    group = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    loop_ingest = Ingest(
+        connect,
+        publisher,
+        clock,
+        metrics,
+        executions_topic=f"{prefix}{topics.EXECUTIONS}",
+        group=group,
+    )
+    out["ingest_rate"] = ingest_loop_rate(
+        loop_settings, loop_ingest, metrics, far, "far", far_due, rss_marks, url, group
+    )
+    loop_ingest.close()
     out["rss_mb_after_10pct"], out["rss_mb_after_ingest"] = rss_marks[0], rss_marks[-1]
     print("plain COPY of the same rows ...", flush=True)
     out["copy_rate"] = copy_rate(url, far, size, "far")

@@ -63,23 +63,7 @@ def run(
         on_due=fire.notify_due,
         group=group,
     )
-    on_retry = metrics.retries.labels("ingest").inc
-    ingest_loop: ConsumeLoop[TimerEntry] = ConsumeLoop(
-        ingest,
-        consumer_config=kafka_clients.consumer_config(settings, group),
-        topics=[settings.topic(topics.TIMERS)],
-        offsets=PostgresOffsets(database_url, group, stop, on_retry),
-        dead_letters=DeadLetters(
-            ingest_producer,
-            settings.topic(topics.DLQ),
-            lambda reason: metrics.dlq.labels("scheduler", reason).inc(),
-            process="scheduler",
-        ),
-        stop=stop,
-        batch_size=settings.batch_size,
-        on_retry=on_retry,
-        name="ingest",
-    )
+    loop = ingest_loop(ingest, settings, database_url, metrics, stop, ingest_producer, group)
     failure: list[BaseException] = []
     fire_thread = threading.Thread(
         target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
@@ -89,7 +73,7 @@ def run(
     if readiness is not None:
         readiness.ready()  # both loops running; Kafka and Postgres are checked separately
     try:
-        _guarded(ingest_loop.run, stop, failure)
+        _guarded(loop.run, stop, failure)
     finally:
         stop.set()
         fire.interrupt()
@@ -100,6 +84,40 @@ def run(
         logger.info("scheduler stopped")
     if failure:
         raise RuntimeError("scheduler loop failed") from failure[0]
+
+
+def ingest_loop(
+    ingest: Ingest,
+    settings: Settings,
+    database_url: str,
+    metrics: SchedulerMetrics,
+    stop: threading.Event,
+    producer: Producer,
+    group: str,
+) -> ConsumeLoop[TimerEntry]:
+    """The consume loop of `ingest` over `automation.timers`, its offsets in Postgres.
+
+    With `overlap`, the next batch is polled and decoded while the last one is written:
+    decoding was about as long as the write, and the two no longer wait for each other.
+    """
+    on_retry = metrics.retries.labels("ingest").inc
+    return ConsumeLoop(
+        ingest,
+        consumer_config=kafka_clients.consumer_config(settings, group),
+        topics=[settings.topic(topics.TIMERS)],
+        offsets=PostgresOffsets(database_url, group, stop, on_retry),
+        dead_letters=DeadLetters(
+            producer,
+            settings.topic(topics.DLQ),
+            lambda reason: metrics.dlq.labels("scheduler", reason).inc(),
+            process="scheduler",
+        ),
+        stop=stop,
+        batch_size=settings.batch_size,
+        on_retry=on_retry,
+        name="ingest",
+        overlap=True,
+    )
 
 
 def _guarded(loop: Callable[[], None], stop: threading.Event, failure: list[BaseException]) -> None:

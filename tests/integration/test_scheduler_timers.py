@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -12,6 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from automation_core.model import (
@@ -23,11 +26,13 @@ from automation_core.model import (
     TimerCommand,
     TimerCommandKind,
 )
-from runtime import codec, db
+from runtime import codec, db, kafka_clients, offsets, topics
 from runtime.clock import FakeClock, SystemClock
+from runtime.consume import OVERLAP_SWITCH_INTERVAL
 from scheduler.fire import FireLoop
 from scheduler.ingest import Ingest
 from scheduler.metrics import SchedulerMetrics
+from scheduler.process import ingest_loop
 from scheduler.publisher import Outgoing
 from scheduler.timer_batch import TimerBatch
 
@@ -571,3 +576,53 @@ def test_a_newly_ingested_timer_wakes_the_fire_loop_before_its_next_poll(
         s.fire.interrupt()
         runner.join()
         s.close()
+
+
+def test_the_ingest_loop_stores_every_consumed_schedule_with_its_offsets_while_overlapping(
+    stack: Any, database_url: str, scheduler: Scheduler
+) -> None:
+    # The scheduler's own loop (`scheduler.process.ingest_loop`): batches of 3 from Kafka,
+    # each decoded while the last one is written, committed in order with their offsets.
+    settings = stack.settings.model_copy(
+        update={"topic_prefix": f"ingest-{uuid.uuid4().hex[:6]}.", "batch_size": 3}
+    )
+    topics.create_topics(AdminClient(kafka_clients.admin_config(settings)), settings)
+    producer = Producer(kafka_clients.producer_config(settings))
+    due = T0 + timedelta(days=1)
+    ids = [f"loop-{i}" for i in range(20)]
+    for timer_id in ids:
+        command = schedule(timer_id, item="DEAL:7", due_at=due)
+        producer.produce(settings.topic(topics.TIMERS), key=b"DEAL:7", value=codec.encode(command))
+    producer.flush(30)
+    sys.setswitchinterval(0.005)
+    stop = threading.Event()
+    group = f"ingest-{uuid.uuid4().hex[:6]}"
+    ingest = Ingest(
+        scheduler.connect,
+        scheduler.publisher,
+        SystemClock(),
+        SchedulerMetrics.create(CollectorRegistry()),
+        executions_topic=EXECUTIONS,
+        group=group,
+    )
+    loop = ingest_loop(
+        ingest,
+        settings,
+        database_url,
+        SchedulerMetrics.create(CollectorRegistry()),
+        stop,
+        producer,
+        group,
+    )
+    assert sys.getswitchinterval() == pytest.approx(OVERLAP_SWITCH_INTERVAL)
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        with scheduler.connect() as conn:
+            wait_until(lambda: sum(offsets.stored_offsets(conn, group).values()) >= 20, 60)
+            stored = conn.execute("SELECT timer_id FROM timers ORDER BY timer_id").fetchall()
+    finally:
+        stop.set()
+        runner.join(30)
+        sys.setswitchinterval(0.005)  # the interpreter's default, for the tests after it
+    assert sorted(r[0] for r in stored) == sorted(ids)

@@ -332,6 +332,24 @@ def test_a_body_the_codec_would_re_encode_differently_is_read_by_the_codec(data:
     assert comparable(step_rows) == comparable(rows_of_the_decoded_record(data))
 
 
+def test_a_string_of_64_bytes_and_more_reads_into_the_rows_of_the_decoded_action() -> None:
+    # Its length takes two varint bytes: the reader's general path, not its one-byte one.
+    title = "Wartungsvertrag für die Müller GmbH, " * 4
+    assert len(title.encode()) >= 64
+    data = codec.encode(an_action(CreateLead("lead-1", title, "u-7", COMPANY, CONTACTS, True)))
+    read = rows_read(data)
+    assert read is not None
+    assert comparable(read) == comparable(rows_of_the_decoded_record(data))
+
+
+def test_a_string_length_written_in_more_bytes_than_needed_is_left_to_the_codec() -> None:
+    data = codec.encode(an_action(CompleteActivities("APPROVAL", T0)))
+    assert data.count(b"\x10APPROVAL") == 1  # length 8, zig-zag 16: one byte
+    overlong = data.replace(b"\x10APPROVAL", b"\x90\x00APPROVAL")
+    assert RowReader().read(overlong) is None
+    assert a_step().decode(overlong) == codec.decode(overlong)
+
+
 def encoded_contact(contact: Contact) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, CONTACT_SCHEMA, records.contact_to_avro(contact))
