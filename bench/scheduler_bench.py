@@ -208,7 +208,6 @@ def ingest_loop_rate(
     due: Any,
     rss_marks: list[float],
     url: str,
-    group: str,
 ) -> float:
     """Timers/s through the scheduler's own ingest loop (`scheduler.process.ingest_loop`:
     consume, decode, sort, one transaction per batch with its offsets, the next batch
@@ -217,15 +216,12 @@ def ingest_loop_rate(
     the producing are not the loop's work)."""
     topic = settings.topic(topics.TIMERS)
     producer = Producer(kafka_clients.producer_config(settings))
-    for messages in batches(0, count, 10_000, tag, due):
-        for m in messages:
-            while True:
-                try:
-                    producer.produce(topic, key=f"DEAL:{m.offset()}".encode(), value=m.value())
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    producer.poll(0.1)
-        kafka_clients.flush_or_raise(producer)  # bounded: the bench's RSS is the loop's
+    for messages in batches(0, count, 10_000, tag, due):  # bounded: the RSS is the loop's
+        kafka_clients.produce_and_confirm(
+            producer,
+            (Outgoing(topic, f"DEAL:{m.offset()}".encode(), m.value()) for m in messages),
+            60,
+        )
     first: list[float] = []
     last: list[float] = []
     done = [0]
@@ -250,7 +246,7 @@ def ingest_loop_rate(
     ingest.decode = timed_decode  # type: ignore[method-assign]
     ingest.write = timed_write  # type: ignore[method-assign]
     stop = threading.Event()
-    loop = ingest_loop(ingest, settings, url, metrics, stop, producer, group)
+    loop = ingest_loop(ingest, settings, url, metrics, stop, producer)
     runner = threading.Thread(target=loop.run, name="bench-ingest")
     runner.start()
     try:
@@ -485,17 +481,16 @@ def run(
     far = total - burst
     print(f"ingesting {far:,} far-future timers in batches of {size} ...", flush=True)
     loop_settings = settings.model_copy(update={"topic_prefix": prefix, "batch_size": size})
-    group = f"bench-ingest-{uuid.uuid4().hex[:6]}"
     loop_ingest = Ingest(
         connect,
         publisher,
         clock,
         metrics,
         executions_topic=f"{prefix}{topics.EXECUTIONS}",
-        group=group,
+        group=f"bench-ingest-{uuid.uuid4().hex[:6]}",
     )
     out["ingest_rate"] = ingest_loop_rate(
-        loop_settings, loop_ingest, metrics, far, "far", far_due, rss_marks, url, group
+        loop_settings, loop_ingest, metrics, far, "far", far_due, rss_marks, url
     )
     loop_ingest.close()
     out["rss_mb_after_10pct"], out["rss_mb_after_ingest"] = rss_marks[0], rss_marks[-1]

@@ -55,6 +55,11 @@ class Ingest:
         self._executions_topic = executions_topic
         self._on_due = on_due
 
+    @property
+    def group(self) -> str:
+        """The consumer group whose offsets are stored with the timers."""
+        return self._group
+
     def stored_offsets(self) -> dict[tuple[str, int], int]:
         return offsets.stored_offsets(self._conn, self._group)
 

@@ -63,7 +63,7 @@ def run(
         on_due=fire.notify_due,
         group=group,
     )
-    loop = ingest_loop(ingest, settings, database_url, metrics, stop, ingest_producer, group)
+    loop = ingest_loop(ingest, settings, database_url, metrics, stop, ingest_producer)
     failure: list[BaseException] = []
     fire_thread = threading.Thread(
         target=_guarded, args=(partial(fire.run, stop), stop, failure), name="scheduler-fire"
@@ -93,14 +93,15 @@ def ingest_loop(
     metrics: SchedulerMetrics,
     stop: threading.Event,
     producer: Producer,
-    group: str,
 ) -> ConsumeLoop[TimerEntry]:
-    """The consume loop of `ingest` over `automation.timers`, its offsets in Postgres.
+    """The consume loop of `ingest` over `automation.timers`, in its group, its offsets in
+    Postgres.
 
     With `overlap`, the next batch is polled and decoded while the last one is written:
     decoding was about as long as the write, and the two no longer wait for each other.
     """
     on_retry = metrics.retries.labels("ingest").inc
+    group = ingest.group
     return ConsumeLoop(
         ingest,
         consumer_config=kafka_clients.consumer_config(settings, group),

@@ -612,7 +612,6 @@ def test_the_ingest_loop_stores_every_consumed_schedule_with_its_offsets_while_o
         SchedulerMetrics.create(CollectorRegistry()),
         stop,
         producer,
-        group,
     )
     assert sys.getswitchinterval() == pytest.approx(OVERLAP_SWITCH_INTERVAL)
     runner = threading.Thread(target=loop.run)
