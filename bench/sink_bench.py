@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -44,7 +45,8 @@ from typing import Any
 
 import calendar_bench
 import psycopg
-from confluent_kafka import Consumer, Producer
+from common import CLI, stack_env, start_process, stop_process, wait_ready
+from confluent_kafka import Consumer, ConsumerGroupState, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
@@ -64,6 +66,7 @@ from automation_core.model import (
     PlanActivity,
 )
 from crm_automation.stack import Stack
+from crm_automation.stack.processes import free_port
 from runtime import codec, db, kafka_clients, offsets, topics
 from runtime.consume import poll_batch
 from runtime.settings import Settings
@@ -273,6 +276,86 @@ def sink_rate(s: Settings, server_url: str, actions: list[Action]) -> dict[str, 
         drop_database(server_url, url)
 
 
+def processes_sink_rate(
+    s: Settings, server_url: str, actions: list[Action], processes: int
+) -> dict[str, Any]:
+    """`processes` real `crm-automation sink postgres` processes in one consumer group (the
+    partitions split between them), timed as `sink_rate` times the sink in-process: from
+    the Kafka commit of the prepared topics to the Postgres commit of the last offset.
+    Start-up and the group's rebalance are excluded: the timed records are produced once
+    every process holds partitions and a warm-up went through."""
+    url = fresh_database(server_url, "bench_sinks")
+    s = s.model_copy(
+        update={"database_url": SecretStr(url), "topic_prefix": f"bench-{uuid.uuid4().hex[:6]}."}
+    )
+    admin = AdminClient(kafka_clients.admin_config(s))
+    topics.create_topics(admin, s)
+    group = s.group(postgres_process.GROUP)
+    ports = [free_port() for _ in range(processes)]
+    running: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="sink-bench-") as tmp:
+        try:
+            for n, port in enumerate(ports):
+                home = Path(tmp) / f"sink-{n}"
+                home.mkdir()
+                child_env = {
+                    **stack_env(s),
+                    "CRM_AUTOMATION_HOME": str(home),
+                    "CRM_AUTOMATION_SINK_POSTGRES_METRICS_PORT": str(port),
+                }
+                command = [CLI, "sink", "postgres"]
+                running.append(start_process(command, child_env, home, "sink"))
+            for process, port in zip(running, ports, strict=True):
+                wait_ready(process, port)
+            wait_until(lambda: members_with_partitions(admin, group) == processes, 60, "the group")
+            with psycopg.connect(url, autocommit=True) as watch:
+                warmup = records(s, mixed_actions(8 * processes, "warmup"))
+                produce_all(s, warmup)
+                wait_until(lambda: committed_messages(watch, group) >= len(warmup), 60, "warm-up")
+                before_rows = table_rows(watch)
+                prepared = records(s, actions)
+                produce_all(s, prepared)
+                started = time.perf_counter()
+                target = len(warmup) + len(prepared)
+                wait_until(
+                    lambda: committed_messages(watch, group) >= target, 600, "the last commit", 0.01
+                )
+                elapsed = time.perf_counter() - started
+                rows = table_rows(watch) - before_rows
+            assert members_with_partitions(admin, group) == processes, "the group changed"
+        finally:
+            for process in running:
+                stop_process(process)
+            drop_database(server_url, url)
+    return {"processes": processes, "rows": rows, "seconds": round(elapsed, 3)}
+
+
+def scale_out(s: Settings, server_url: str, n: int, processes: int) -> dict[str, Any]:
+    """Rows/s of one and of `processes` sink processes on the same workload, alternated
+    (one, many, one, many): the machine's speed drifts between runs."""
+    actions = mixed_actions(n, uuid.uuid4().hex[:6])
+    runs: dict[int, list[float]] = {1: [], processes: []}
+    for count in (1, processes, 1, processes):
+        run = processes_sink_rate(s, server_url, actions, count)
+        runs[count].append(run["rows"] / run["seconds"])
+    one, many = (statistics.mean(runs[c]) for c in (1, processes))
+    return {
+        "count": processes,
+        "one_rows_per_s_runs": [round(r) for r in runs[1]],
+        "many_rows_per_s_runs": [round(r) for r in runs[processes]],
+        "ratio_many_to_one": round(many / one, 3),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def members_with_partitions(admin: AdminClient, group: str) -> int:
+    """How many members of `group` hold partitions, once the group is stable (else 0)."""
+    description = admin.describe_consumer_groups([group])[group].result(10)
+    if description.state != ConsumerGroupState.STABLE:
+        return 0
+    return sum(1 for m in description.members if m.assignment.topic_partitions)
+
+
 def records(s: Settings, actions: list[Action]) -> list[tuple[str, bytes, bytes]]:
     out = []
     for action in actions:
@@ -428,6 +511,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="calendar rounds per size")
     parser.add_argument("--threads", type=int, default=8, help="calendar PUT concurrency")
     parser.add_argument("--skip-calendar", action="store_true")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also time 1 and N real Postgres sink processes in one group (N >= 2)",
+    )
     args = parser.parse_args()
     n = args.actions or (5_000 if args.quick else 100_000)
     sizes = [int(x) for x in (args.sizes or ("50,100" if args.quick else "200,1000")).split(",")]
@@ -439,6 +528,9 @@ def main() -> None:
         server_url = base.database_url.get_secret_value()
         print(f"postgres sink: {n:,} actions + {n:,} executions ...", flush=True)
         pg = postgres_sink_rate(base, server_url, n)
+        if args.processes >= 2:
+            print(f"postgres sink: 1 and {args.processes} processes in one group ...", flush=True)
+            pg["processes"] = scale_out(base, server_url, n, args.processes)
         calendar: list[dict[str, Any]] = []
         if not args.skip_calendar:
             print(f"calendar sink: sizes {sizes}, {rounds} round(s) ...", flush=True)
@@ -468,6 +560,13 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     verdict = "met" if pg["ratio_sink_to_copy"] >= TARGET_RATIO else "MISSED"
     print(f"ratio sink/COPY {pg['ratio_sink_to_copy']:.2f} (target {TARGET_RATIO}: {verdict})")
     print(f"ratio sink/plain loop {pg['ratio_sink_to_loop']:.2f}")
+    scaled = pg.get("processes")
+    if scaled:
+        print(
+            f"sink processes in one group ({scaled['cpu_count']} CPUs): 1 process"
+            f" {scaled['one_rows_per_s_runs']} rows/s, {scaled['count']} processes"
+            f" {scaled['many_rows_per_s_runs']} rows/s: {scaled['ratio_many_to_one']:.2f} x"
+        )
     if r["calendar"]:
         print(f"\nCalendar sink vs plain concurrent PUTs ({args.threads} threads), same Radicale")
         print(f"{'calendar size':>14}{'PUTs/s':>10}{'sink ev/s':>11}{'ratio':>8}")
