@@ -115,6 +115,25 @@ def start_process(
     return process
 
 
+def start_processes(
+    command: list[str], env: dict[str, str], work: Path, name: str, ports: dict[str, list[int]]
+) -> list[subprocess.Popen[bytes]]:
+    """One `command` per port in `ports` (a setting's name -> a port for each process),
+    each with a home of its own (`work/<name>-<n>`, its output in `<name>.log` there)."""
+    count = len(next(iter(ports.values())))
+    running = []
+    for n in range(count):
+        home = work / f"{name}-{n}"
+        home.mkdir()
+        child_env = {
+            **env,
+            "CRM_AUTOMATION_HOME": str(home),
+            **{setting: str(values[n]) for setting, values in ports.items()},
+        }
+        running.append(start_process(command, child_env, home, name))
+    return running
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL if it has not exited after 30 s."""
     if process.poll() is None:

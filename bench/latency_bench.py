@@ -1,8 +1,9 @@
 """End-to-end latency: `occurred_at` of a stage change to its copied deal committed in Postgres.
 
     .venv/bin/python bench/latency_bench.py [--quick] [--rates 500,2000] [--seconds S]
+                                            [--warmup S]
 
-Full: 500 and 2,000 events/s for 30 s each; --quick: 4 s each.
+Full: 500 and 2,000 events/s for 30 s each after a 20 s warm-up; --quick: 4 s after 5 s.
 
 Runs the real processes (`crm-automation engine` and `crm-automation sink postgres`) on the
 configured services, else on a local stack of its own (bench/common.py). Per rate: a fresh

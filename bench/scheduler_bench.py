@@ -58,7 +58,7 @@ from common import (  # noqa: E402
     sample_sums,
     stack_env,
     stack_settings,
-    start_process,
+    start_processes,
     stop_process,
     wait_ready,
     write_result,
@@ -353,17 +353,13 @@ def processes_fire_rate(
     env = {**stack_env(settings), "CRM_AUTOMATION_DATABASE_URL": url}
     ports = [free_port() for _ in range(processes)]
     with tempfile.TemporaryDirectory(prefix="scheduler-bench-") as tmp:
-        running = []
-        for n, port in enumerate(ports):
-            home = Path(tmp) / f"scheduler-{n}"
-            home.mkdir()
-            child_env = {
-                **env,
-                "CRM_AUTOMATION_HOME": str(home),
-                "CRM_AUTOMATION_SCHEDULER_METRICS_PORT": str(port),
-                "CRM_AUTOMATION_LOG_JSON": "true",
-            }
-            running.append(start_process([CLI, "scheduler"], child_env, home, "scheduler"))
+        running = start_processes(
+            [CLI, "scheduler"],
+            {**env, "CRM_AUTOMATION_LOG_JSON": "true"},
+            Path(tmp),
+            "scheduler",
+            {"CRM_AUTOMATION_SCHEDULER_METRICS_PORT": ports},
+        )
         try:
             for process, port in zip(running, ports, strict=True):
                 wait_ready(process, port)

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sink_bench.py [--quick] [--actions N] [--sizes 200,1000]
                                          [--rounds R] [--threads T] [--skip-calendar]
+                                         [--processes N]
 
 Starts a local stack (Kafka, Postgres, Radicale) under a temporary home, or uses the
 services configured by CRM_AUTOMATION_* variables (all three must be set). Prints a table
@@ -20,6 +21,10 @@ reference: a plain loop that consumes the same records from Kafka, decodes them,
 the same rows and COPYs them (the least any Python sink must do). Each reference runs
 before and after the sink; their mean is used.
 
+With --processes N, also 1 and N real `crm-automation sink postgres` processes in one
+consumer group on a workload of the same size, alternated (1, N, 1, N), each timed as the
+sink above once every process holds partitions: how far a second process carries the sink.
+
 Calendar: see bench/calendar_bench.py; per calendar size, fresh calendars filled to that
 size by plain concurrent PUTs (httpx, `--threads`) and through the calendar sink.
 """
@@ -32,7 +37,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -45,7 +49,7 @@ from typing import Any
 
 import calendar_bench
 import psycopg
-from common import CLI, stack_env, start_process, stop_process, wait_ready
+from common import CLI, stack_env, start_processes, stop_process, wait_ready
 from confluent_kafka import Consumer, ConsumerGroupState, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
@@ -253,27 +257,31 @@ def sink_rate(s: Settings, server_url: str, actions: list[Action]) -> dict[str, 
     )
     try:
         sink.start()
-        with psycopg.connect(url, autocommit=True) as watch:
-            # Warm-up: the sink joins its group and opens its connections before timing.
-            warmup = records(s, mixed_actions(8, "warmup"))
-            produce_all(s, warmup)
-            group = s.group(postgres_process.GROUP)  # prefixed since 9782395
-            wait_until(lambda: committed_messages(watch, group) >= len(warmup), 60, "the warm-up")
-            before_rows = table_rows(watch)
-
-            prepared = records(s, actions)
-            produce_all(s, prepared)
-            started = time.perf_counter()
-            target = len(warmup) + len(prepared)
-            wait_until(
-                lambda: committed_messages(watch, group) >= target, 600, "the last commit", 0.01
-            )
-            elapsed = time.perf_counter() - started
-            return {"rows": table_rows(watch) - before_rows, "seconds": elapsed}
+        return timed_write(s, url, actions, warmup=8)
     finally:
         stop.set()
         sink.join(60)
         drop_database(server_url, url)
+
+
+def timed_write(s: Settings, url: str, actions: list[Action], warmup: int) -> dict[str, Any]:
+    """Through the sink(s) already running on `s`: `warmup` actions written first (the
+    group joined, connections open), then `actions`, timed from the Kafka commit of their
+    topics to the Postgres commit of the last offset."""
+    group = s.group(postgres_process.GROUP)  # prefixed since 9782395
+    with psycopg.connect(url, autocommit=True) as watch:
+        warming = records(s, mixed_actions(warmup, "warmup"))
+        produce_all(s, warming)
+        wait_until(lambda: committed_messages(watch, group) >= len(warming), 60, "the warm-up")
+        before_rows = table_rows(watch)
+
+        prepared = records(s, actions)
+        produce_all(s, prepared)
+        started = time.perf_counter()
+        target = len(warming) + len(prepared)
+        wait_until(lambda: committed_messages(watch, group) >= target, 600, "the last commit", 0.01)
+        elapsed = time.perf_counter() - started
+        return {"rows": table_rows(watch) - before_rows, "seconds": elapsed}
 
 
 def processes_sink_rate(
@@ -292,42 +300,25 @@ def processes_sink_rate(
     topics.create_topics(admin, s)
     group = s.group(postgres_process.GROUP)
     ports = [free_port() for _ in range(processes)]
-    running: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="sink-bench-") as tmp:
+        running = start_processes(
+            [CLI, "sink", "postgres"],
+            stack_env(s),
+            Path(tmp),
+            "sink",
+            {"CRM_AUTOMATION_SINK_POSTGRES_METRICS_PORT": ports},
+        )
         try:
-            for n, port in enumerate(ports):
-                home = Path(tmp) / f"sink-{n}"
-                home.mkdir()
-                child_env = {
-                    **stack_env(s),
-                    "CRM_AUTOMATION_HOME": str(home),
-                    "CRM_AUTOMATION_SINK_POSTGRES_METRICS_PORT": str(port),
-                }
-                command = [CLI, "sink", "postgres"]
-                running.append(start_process(command, child_env, home, "sink"))
             for process, port in zip(running, ports, strict=True):
                 wait_ready(process, port)
             wait_until(lambda: members_with_partitions(admin, group) == processes, 60, "the group")
-            with psycopg.connect(url, autocommit=True) as watch:
-                warmup = records(s, mixed_actions(8 * processes, "warmup"))
-                produce_all(s, warmup)
-                wait_until(lambda: committed_messages(watch, group) >= len(warmup), 60, "warm-up")
-                before_rows = table_rows(watch)
-                prepared = records(s, actions)
-                produce_all(s, prepared)
-                started = time.perf_counter()
-                target = len(warmup) + len(prepared)
-                wait_until(
-                    lambda: committed_messages(watch, group) >= target, 600, "the last commit", 0.01
-                )
-                elapsed = time.perf_counter() - started
-                rows = table_rows(watch) - before_rows
+            timed = timed_write(s, url, actions, warmup=8 * processes)
             assert members_with_partitions(admin, group) == processes, "the group changed"
         finally:
             for process in running:
                 stop_process(process)
             drop_database(server_url, url)
-    return {"processes": processes, "rows": rows, "seconds": round(elapsed, 3)}
+    return {"processes": processes, **timed}
 
 
 def scale_out(s: Settings, server_url: str, n: int, processes: int) -> dict[str, Any]:
