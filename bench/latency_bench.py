@@ -109,7 +109,8 @@ def run_rate(
     seconds: float,
     work: Path,
     profile: Path | None = None,
-    warmup: float = 20.0,
+    *,
+    warmup: float,
 ) -> dict[str, Any]:
     """One steady rate: processes up, warm-up, paced events, latencies of every copy."""
     run = uuid.uuid4().hex[:8]
@@ -145,7 +146,7 @@ def run_rate(
             if name == "engine":
                 child_env.update(ENGINE_ENV)
             processes.append(start_process(command, child_env, home, name))
-        result = measure(s, url, rate, seconds, run, processes, profile, warmup)
+        result = measure(s, url, rate, seconds, run, processes, profile, warmup=warmup)
         return {**result, **engine_batches(ports["engine"]), **sink_batches(ports["sink"])}
     finally:
         for process in processes:
@@ -162,7 +163,8 @@ def measure(
     run: str,
     processes: list[subprocess.Popen[bytes]],
     profile: Path | None = None,
-    warmup: float = 20.0,
+    *,
+    warmup: float,
 ) -> dict[str, Any]:
     producer = Producer(kafka_clients.producer_config(s))
     topic = s.topic(topics.STAGE_CHANGES)
@@ -410,7 +412,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, stack_settings() as base:
         for rate in rates:
             print(f"{rate:,} events/s for {warmup:.0f} + {seconds:.0f} s ...", flush=True)
-            r = run_rate(base, rate, seconds, Path(tmp), args.profile, warmup)
+            r = run_rate(base, rate, seconds, Path(tmp), args.profile, warmup=warmup)
             result["by_rate"][str(rate)] = r
             print(
                 f"  p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms"

@@ -318,7 +318,7 @@ def processes_sink_rate(
             for process in running:
                 stop_process(process)
             drop_database(server_url, url)
-    return {"processes": processes, **timed}
+    return timed
 
 
 def scale_out(s: Settings, server_url: str, n: int, processes: int) -> dict[str, Any]:

@@ -594,6 +594,7 @@ def test_the_ingest_loop_stores_every_consumed_schedule_with_its_offsets_while_o
         command = schedule(timer_id, item="DEAL:7", due_at=due)
         producer.produce(settings.topic(topics.TIMERS), key=b"DEAL:7", value=codec.encode(command))
     producer.flush(30)
+    before = sys.getswitchinterval()
     sys.setswitchinterval(0.005)
     stop = threading.Event()
     group = f"ingest-{uuid.uuid4().hex[:6]}"
@@ -623,5 +624,5 @@ def test_the_ingest_loop_stores_every_consumed_schedule_with_its_offsets_while_o
     finally:
         stop.set()
         runner.join(30)
-        sys.setswitchinterval(0.005)  # the interpreter's default, for the tests after it
+        sys.setswitchinterval(before)  # as it was, for the tests after it
     assert sorted(r[0] for r in stored) == sorted(ids)
